@@ -1,0 +1,223 @@
+// Flag parsing for migrate, receive and keygen. Every error names the flag and says what
+// to do; exit codes: 0 success, 1 a migration/session failed, 2 bad usage.
+#include "cli/commands.h"
+
+#include <fcntl.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "base/bytes.h"
+#include "migrate/direct.h"
+#include "migrate/receiver.h"
+#include "migrate/sender.h"
+#include "migrate/vm_spec.h"
+#include "wire/handshake.h"
+
+namespace gangmig::cli {
+
+const char kMigrateHelp[] =
+    "usage: gangmig migrate --to HOST:PORT --key-file FILE --vm SPEC [--vm SPEC ...]\n"
+    "                       [--report FILE.json] [--timeout SEC] [--max-buffer MIB] [--quiet]\n"
+    "       gangmig migrate --direct --vm SPEC [--vm SPEC ...] [--report FILE.json]\n\n"
+    "Migrates every VM at once. Each source QEMU is told (over its QMP socket) to migrate\n"
+    "into a local gangmig endpoint; gangmig sends each distinct page content once over one\n"
+    "authenticated connection to `gangmig receive`, which rebuilds each VM's stream byte\n"
+    "for byte and feeds it to that VM's destination QEMU.\n\n"
+    "  --to HOST:PORT     the receiver (gangmig receive --listen ...)\n"
+    "  --key-file FILE    shared key, same file as the receiver's (gangmig keygen FILE)\n"
+    "  --vm SPEC          name=N,qmp=PATH,dest=ADDR[,dest-qmp=PATH]\n"
+    "                       qmp       the source VM's QMP unix socket (a monitor gangmig\n"
+    "                                 may use alone: QMP serves one client at a time)\n"
+    "                       dest      where the destination QEMU listens (-incoming), as\n"
+    "                                 seen from the receiver host: unix:PATH or tcp:H:P\n"
+    "                       dest-qmp  optional, on the receiver host: lets the receiver\n"
+    "                                 confirm the load and time the resume (downtime)\n"
+    "  --direct           baseline: plain QEMU migration of each VM straight to dest\n"
+    "                     (tcp: addresses), same report; no receiver needed\n"
+    "  --report FILE      write per-VM and total figures as JSON\n"
+    "  --timeout SEC      give up and roll back after SEC seconds (default 900)\n"
+    "  --max-buffer MIB   link bytes queued before sources are throttled (default 4)\n"
+    "  --quiet            no progress lines\n\n"
+    "QEMU migration parameters (max-bandwidth, downtime-limit, capabilities) are left as\n"
+    "they are: set them on the source as for any migration. QEMU's default max-bandwidth\n"
+    "(128 MiB/s on 7.2) throttles each VM; raise it to let the link be the limit.\n\n"
+    "On failure every source VM that was not migrated keeps running (the migration is\n"
+    "cancelled, and a source QEMU that had already stopped is resumed with `cont`); the\n"
+    "exit status is 1 and the message names each VM and what failed.\n";
+
+const char kReceiveHelp[] =
+    "usage: gangmig receive --listen HOST:PORT --key-file FILE [--once] [--quiet]\n\n"
+    "Destination end. Waits for an authenticated sender, connects to each VM's\n"
+    "destination QEMU (started with -incoming ADDR, and preferably -S so nothing runs\n"
+    "before the operator resumes it), rebuilds each stream byte for byte and relays the\n"
+    "return path. A peer without the key is refused before it can send anything.\n\n"
+    "  --listen HOST:PORT  address to listen on (port 0 picks a free port)\n"
+    "  --key-file FILE     shared key (gangmig keygen FILE); at least 16 bytes\n"
+    "  --once              exit after one session (exit status 1 if it failed)\n"
+    "  --quiet             no log lines\n";
+
+const char kKeygenHelp[] =
+    "usage: gangmig keygen FILE\n\n"
+    "Writes 32 random bytes, hex encoded, to FILE (mode 0600). Copy the file to both\n"
+    "hosts; it never crosses the wire.\n";
+
+namespace {
+
+struct Flags {
+  std::vector<std::pair<std::string, std::string>> values;
+  std::vector<std::string> switches;
+  std::string error;
+};
+
+// Parses --flag VALUE pairs and bare --switches (names listed in `switch_names`).
+Flags ParseFlags(const Args& args, const std::vector<std::string>& switch_names) {
+  Flags f;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    bool is_switch = false;
+    for (const auto& s : switch_names) is_switch = is_switch || a == s;
+    if (is_switch) {
+      f.switches.push_back(a);
+    } else if (a.rfind("--", 0) == 0 && i + 1 < args.size()) {
+      f.values.push_back({a, args[++i]});
+    } else {
+      f.error = "unexpected argument '" + a + "'";
+      return f;
+    }
+  }
+  return f;
+}
+
+bool Has(const Flags& f, const std::string& name) {
+  for (const auto& s : f.switches)
+    if (s == name) return true;
+  return false;
+}
+
+Result<Bytes> ReadKeyFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::Error("key file " + path + ": cannot read it (create one with "
+                                "`gangmig keygen " + path + "`)");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string key = ss.str();
+  while (!key.empty() && (key.back() == '\n' || key.back() == '\r' || key.back() == ' '))
+    key.pop_back();
+  Bytes b(key.begin(), key.end());
+  Status st = wire::ValidateKey(b);
+  if (!st.ok()) return st.WithContext(path);
+  return b;
+}
+
+int Usage(const char* help, const std::string& error) {
+  fprintf(stderr, "gangmig: %s\n\n%s", error.c_str(), help);
+  return 2;
+}
+
+bool WriteReport(const std::string& path, const migrate::Report& report) {
+  if (path.empty()) return true;
+  std::ofstream out(path);
+  out << report.ToJson().dump(2) << "\n";
+  if (!out) {
+    fprintf(stderr, "gangmig: cannot write the report to %s\n", path.c_str());
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+int RunMigrate(const Args& args) {
+  Flags f = ParseFlags(args, {"--direct", "--quiet"});
+  if (!f.error.empty()) return Usage(kMigrateHelp, f.error);
+  migrate::SenderOptions opt;
+  std::string key_file, report_path;
+  for (const auto& [k, v] : f.values) {
+    if (k == "--to") opt.receiver = v;
+    else if (k == "--key-file") key_file = v;
+    else if (k == "--report") report_path = v;
+    else if (k == "--timeout") opt.timeout_s = atoi(v.c_str());
+    else if (k == "--max-buffer") opt.max_buffer = size_t(atoi(v.c_str())) << 20;
+    else if (k == "--vm") {
+      auto spec = migrate::ParseVmSpec(v);
+      if (!spec.ok()) return Usage(kMigrateHelp, spec.status().message());
+      opt.vms.push_back(*spec);
+    } else {
+      return Usage(kMigrateHelp, "unknown option '" + k + "'");
+    }
+  }
+  bool direct = Has(f, "--direct");
+  opt.progress = !Has(f, "--quiet");
+  Status valid = migrate::ValidateVmSpecs(opt.vms, direct);
+  if (!valid.ok()) return Usage(kMigrateHelp, valid.message());
+  if (opt.timeout_s <= 0) return Usage(kMigrateHelp, "--timeout must be a positive number");
+  migrate::Report report;
+  Status st;
+  if (direct) {
+    st = migrate::RunDirectMigration(opt, &report);
+  } else {
+    if (opt.receiver.empty()) return Usage(kMigrateHelp, "--to HOST:PORT is required");
+    if (key_file.empty()) return Usage(kMigrateHelp, "--key-file FILE is required");
+    auto key = ReadKeyFile(key_file);
+    if (!key.ok()) return Usage(kMigrateHelp, key.status().message());
+    opt.key = *key;
+    st = migrate::RunGangMigration(opt, &report);
+  }
+  fputs(report.Table().c_str(), stdout);
+  bool wrote = WriteReport(report_path, report);
+  if (!st.ok()) {
+    fprintf(stderr, "gangmig migrate: FAILED: %s\n", st.message().c_str());
+    return 1;
+  }
+  return wrote ? 0 : 1;
+}
+
+int RunReceive(const Args& args) {
+  Flags f = ParseFlags(args, {"--once", "--quiet"});
+  if (!f.error.empty()) return Usage(kReceiveHelp, f.error);
+  migrate::ReceiverOptions opt;
+  std::string key_file;
+  for (const auto& [k, v] : f.values) {
+    if (k == "--listen") opt.listen = v;
+    else if (k == "--key-file") key_file = v;
+    else return Usage(kReceiveHelp, "unknown option '" + k + "'");
+  }
+  if (opt.listen.empty()) return Usage(kReceiveHelp, "--listen HOST:PORT is required");
+  if (key_file.empty()) return Usage(kReceiveHelp, "--key-file FILE is required");
+  auto key = ReadKeyFile(key_file);
+  if (!key.ok()) return Usage(kReceiveHelp, key.status().message());
+  opt.key = *key;
+  opt.once = Has(f, "--once");
+  opt.verbose = !Has(f, "--quiet");
+  Status st = migrate::RunReceiver(opt);
+  if (!st.ok()) {
+    fprintf(stderr, "gangmig receive: %s\n", st.message().c_str());
+    return 1;
+  }
+  return 0;
+}
+
+int RunKeygen(const Args& args) {
+  if (args.size() != 1) return Usage(kKeygenHelp, "expected exactly one FILE");
+  uint8_t raw[32];
+  if (RAND_bytes(raw, sizeof(raw)) != 1) {
+    fprintf(stderr, "gangmig keygen: no randomness available\n");
+    return 1;
+  }
+  std::string hex = HexString(ByteView(raw, sizeof(raw))) + "\n";
+  int fd = open(args[0].c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0 || write(fd, hex.data(), hex.size()) != ssize_t(hex.size())) {
+    fprintf(stderr, "gangmig keygen: cannot write %s\n", args[0].c_str());
+    if (fd >= 0) close(fd);
+    return 1;
+  }
+  close(fd);
+  return 0;
+}
+
+}  // namespace gangmig::cli

@@ -1,0 +1,290 @@
+// `gangmig demo`: the whole product on one machine. In a private network namespace (so
+// the loopback counters hold only this demo's traffic, optionally shaped to a link rate
+// with tc tbf) it boots N source guests and N paused destinations, runs `gangmig
+// receive` as a child process, gang-migrates all N at once over TCP, checks every
+// destination's RAM against its source byte for byte, then does the same with plain QEMU
+// (--direct) on fresh VMs and prints both side by side.
+#include <errno.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "base/clock.h"
+#include "cli/commands.h"
+#include "migrate/direct.h"
+#include "migrate/sender.h"
+#include "testbed/scenario.h"
+
+namespace gangmig::cli {
+
+const char kDemoHelp[] =
+    "usage: gangmig demo [--vms N] [--mem MIB] [--workload MIB] [--dirty-rate PAGES]\n"
+    "                    [--link-mbit MBIT] [--guest-dir DIR] [--report FILE.json]\n\n"
+    "Runs a gang migration and its plain-QEMU baseline on this machine, side by side:\n"
+    "  1. boots N source guests (the project's image, guest/build-guest.sh) and N paused\n"
+    "     destination VMs, starts `gangmig receive`, migrates all N through gangmig;\n"
+    "  2. checks that every destination's RAM equals its source's, byte for byte;\n"
+    "  3. repeats on fresh VMs with `gangmig migrate --direct` (QEMU to QEMU over TCP);\n"
+    "  4. prints per VM and in total: time, downtime, bytes on the link, pages.\n"
+    "As root it runs in its own network namespace, so bytes on the link are the kernel's\n"
+    "loopback counters, and shapes that link to --link-mbit with tc tbf.\n\n"
+    "  --vms N            gang size (default 4)\n"
+    "  --mem MIB          RAM per VM (default 256)\n"
+    "  --workload MIB     memory each guest's workload fills (default 64)\n"
+    "  --dirty-rate N     pages/s each guest keeps re-dirtying (default 200)\n"
+    "  --link-mbit N      link rate; 0 = unshaped loopback (default 1000)\n"
+    "  --guest-dir DIR    guest image (default $GANGMIG_GUEST_DIR or guest/out)\n"
+    "  --report FILE      write both runs' figures as JSON\n";
+
+namespace {
+
+struct DemoOptions {
+  int vms = 4, mem = 256, workload = 64, dirty_rate = 200, link_mbit = 1000;
+  std::string guest_dir, report;
+};
+
+struct Run {
+  migrate::Report report;
+  Status status;
+  std::string ram_check;  // "identical" or the error
+  uint64_t kernel_link_bytes = 0;
+  uint64_t distinct_pages = 0;
+};
+
+std::string DefaultGuestDir() {
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  // build/gangmig -> <source>/guest/out
+  std::string guess = exe.parent_path().parent_path().string() + "/guest/out";
+  return testbed::GuestImage::DirFromEnv(guess);
+}
+
+uint64_t LoopbackTxBytes() {
+  std::ifstream f("/proc/self/net/dev");
+  std::string line;
+  while (std::getline(f, line)) {
+    auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::string name = line.substr(0, colon);
+    name.erase(0, name.find_first_not_of(' '));
+    if (name != "lo") continue;
+    std::istringstream in(line.substr(colon + 1));
+    uint64_t v[9] = {};
+    for (auto& x : v) in >> x;
+    return v[8];  // transmit bytes
+  }
+  return 0;
+}
+
+// A private network namespace with lo up (and shaped): only this demo's traffic counts.
+std::string IsolateNetwork(int link_mbit) {
+  if (geteuid() != 0) return "not root: link bytes are gangmig's own socket counts";
+  if (unshare(CLONE_NEWNET) != 0) return std::string("unshare: ") + strerror(errno);
+  int s = socket(AF_INET, SOCK_DGRAM, 0);
+  ifreq ifr{};
+  strcpy(ifr.ifr_name, "lo");
+  ioctl(s, SIOCGIFFLAGS, &ifr);
+  ifr.ifr_flags |= IFF_UP;
+  int rc = ioctl(s, SIOCSIFFLAGS, &ifr);
+  close(s);
+  if (rc != 0) return "cannot bring lo up in the namespace";
+  std::string shaped = "unshaped loopback";
+  if (link_mbit > 0) {
+    std::string cmd = "tc qdisc add dev lo root tbf rate " + std::to_string(link_mbit) +
+                      "mbit burst 512kb latency 100ms 2>/dev/null";
+    shaped = system(cmd.c_str()) == 0 ? "loopback shaped to " + std::to_string(link_mbit) +
+                                            " Mbit/s (tc tbf)"
+                                      : "unshaped loopback (tc not available)";
+  }
+  return "private network namespace, " + shaped;
+}
+
+pid_t StartReceiver(const std::string& key_file, int port, const std::string& log) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    FILE* f = freopen(log.c_str(), "w", stderr);
+    (void)f;
+    std::string listen = "127.0.0.1:" + std::to_string(port);
+    execl("/proc/self/exe", "gangmig", "receive", "--listen", listen.c_str(), "--key-file",
+          key_file.c_str(), "--once", (char*)nullptr);
+    _exit(127);
+  }
+  return pid;
+}
+
+void WaitChild(pid_t pid, int timeout_ms) {
+  for (int i = 0; i < timeout_ms / 10; ++i) {
+    if (waitpid(pid, nullptr, WNOHANG) == pid) return;
+    usleep(10000);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+}
+
+testbed::ScenarioConfig BaseConfig(const DemoOptions& o, const testbed::GuestImage& image,
+                                   const std::string& workdir) {
+  testbed::ScenarioConfig c;
+  c.vms = o.vms;
+  c.mem_mib = o.mem;
+  c.workload_mib = o.workload;
+  c.dirty_rate = o.dirty_rate;
+  c.max_bandwidth = 10LL << 30;  // the link, not QEMU's throttle, must be the limit
+  c.workdir = workdir;
+  c.image = image;
+  return c;
+}
+
+Run RunOnce(bool gang, const DemoOptions& o, const testbed::GuestImage& image,
+            const std::string& workdir, const std::string& key_file) {
+  Run run;
+  testbed::ScenarioConfig c = BaseConfig(o, image, workdir);
+  c.tcp_destinations = !gang;
+  testbed::Scenario sc(c);
+  fprintf(stderr, "== %s: booting %d source guests and %d paused destinations...\n",
+          gang ? "gang migration through gangmig" : "direct QEMU migration", o.vms, o.vms);
+  run.status = sc.Start();
+  if (!run.status.ok()) return run;
+  auto distinct = sc.DistinctNonZeroPages();
+  if (distinct.ok()) run.distinct_pages = *distinct;
+  migrate::SenderOptions opt;
+  opt.vms = sc.Specs();
+  opt.timeout_s = 600;
+  pid_t receiver = -1;
+  if (gang) {
+    receiver = StartReceiver(key_file, 7070, workdir + "/receiver.log");
+    opt.receiver = "127.0.0.1:7070";
+    std::ifstream k(key_file);
+    std::string key;
+    std::getline(k, key);
+    opt.key = Bytes(key.begin(), key.end());
+  }
+  fprintf(stderr, "== migrating %d VMs at once...\n", o.vms);
+  uint64_t before = LoopbackTxBytes();
+  run.status = gang ? migrate::RunGangMigration(opt, &run.report)
+                    : migrate::RunDirectMigration(opt, &run.report);
+  run.kernel_link_bytes = LoopbackTxBytes() - before;
+  if (receiver > 0) WaitChild(receiver, 10000);
+  Status ram = sc.CheckRamIdentical();
+  run.ram_check = ram.ok() ? "identical" : ram.message();
+  (void)sc.StopAll();
+  return run;
+}
+
+void PrintSideBySide(const Run& g, const Run& d) {
+  printf("\n%-10s | %-40s | %-40s\n", "", "gangmig (gang)", "plain QEMU (direct)");
+  printf("%-10s | %8s %9s %10s %10s | %8s %9s %10s %10s\n", "vm", "time s", "downtime",
+         "link MiB", "dedup %", "time s", "downtime", "link MiB", "zero pg");
+  for (size_t i = 0; i < g.report.vms.size() && i < d.report.vms.size(); ++i) {
+    const auto& a = g.report.vms[i];
+    const auto& b = d.report.vms[i];
+    uint64_t pages = a.pages_sent + a.pages_referenced;
+    printf("%-10s | %8.2f %7.0fms %10.1f %9.1f%% | %8.2f %7.0fms %10.1f %10llu\n",
+           a.name.c_str(), a.end_to_end_s(), a.downtime_ms(), a.link_bytes / 1048576.0,
+           pages ? 100.0 * a.pages_referenced / pages : 0.0, b.end_to_end_s(), b.downtime_ms(),
+           b.link_bytes / 1048576.0, (unsigned long long)b.zero_pages);
+  }
+  auto total = [](const Run& r) { return (r.report.end_us - r.report.start_us) / 1e6; };
+  printf("\ntotal time (first migrate to last destination ready): gang %.2f s, direct %.2f s\n",
+         total(g), total(d));
+  printf("bytes on the link (kernel counters): gang %.1f MiB, direct %.1f MiB (%.1f%% less)\n",
+         g.kernel_link_bytes / 1048576.0, d.kernel_link_bytes / 1048576.0,
+         d.kernel_link_bytes ? 100.0 * (1.0 - double(g.kernel_link_bytes) / d.kernel_link_bytes)
+                             : 0.0);
+  printf("gangmig's own count of link bytes: %.1f MiB sent, %.1f MiB received\n",
+         g.report.link_tx_bytes / 1048576.0, g.report.link_rx_bytes / 1048576.0);
+  printf("distinct non-zero pages over all sources (lower bound): %llu (%.1f MiB)\n",
+         (unsigned long long)g.distinct_pages, g.distinct_pages * 4096 / 1048576.0);
+  printf("RAM check: gang: %s; direct: %s\n", g.ram_check.c_str(), d.ram_check.c_str());
+}
+
+}  // namespace
+
+int RunDemo(const Args& args) {
+  DemoOptions o;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (i + 1 >= args.size()) {
+      fprintf(stderr, "gangmig demo: option '%s' needs a value\n\n%s", args[i].c_str(), kDemoHelp);
+      return 2;
+    }
+    const std::string& k = args[i];
+    const std::string& v = args[++i];
+    if (k == "--vms") o.vms = atoi(v.c_str());
+    else if (k == "--mem") o.mem = atoi(v.c_str());
+    else if (k == "--workload") o.workload = atoi(v.c_str());
+    else if (k == "--dirty-rate") o.dirty_rate = atoi(v.c_str());
+    else if (k == "--link-mbit") o.link_mbit = atoi(v.c_str());
+    else if (k == "--guest-dir") o.guest_dir = v;
+    else if (k == "--report") o.report = v;
+    else {
+      fprintf(stderr, "gangmig demo: unknown option '%s'\n\n%s", k.c_str(), kDemoHelp);
+      return 2;
+    }
+  }
+  if (o.vms < 1 || o.vms > 64 || o.mem < 64 || o.workload >= o.mem) {
+    fprintf(stderr, "gangmig demo: need 1 <= --vms <= 64, --mem >= 64, --workload < --mem\n");
+    return 2;
+  }
+  auto image = testbed::GuestImage::Locate(o.guest_dir.empty() ? DefaultGuestDir() : o.guest_dir);
+  if (!image.ok()) {
+    fprintf(stderr, "gangmig demo: %s\n", image.status().message().c_str());
+    return 1;
+  }
+  std::string net = IsolateNetwork(o.link_mbit);
+  fprintf(stderr, "gangmig demo: %d VMs x %d MiB, link: %s\n", o.vms, o.mem, net.c_str());
+  char tmpl[] = "/tmp/gangmig-demo-XXXXXX";
+  if (!mkdtemp(tmpl)) {
+    fprintf(stderr, "gangmig demo: cannot create a work directory in /tmp\n");
+    return 1;
+  }
+  std::string workdir = tmpl;
+  std::string key_file = workdir + "/key";
+  if (RunKeygen({key_file}) != 0) return 1;
+
+  Run gang = RunOnce(true, o, *image, workdir, key_file);
+  Run direct = RunOnce(false, o, *image, workdir, key_file);
+  PrintSideBySide(gang, direct);
+
+  if (!o.report.empty()) {
+    nlohmann::json j = {{"link", net},
+                        {"gang", gang.report.ToJson()},
+                        {"direct", direct.report.ToJson()}};
+    j["gang"]["kernel_link_bytes"] = gang.kernel_link_bytes;
+    j["direct"]["kernel_link_bytes"] = direct.kernel_link_bytes;
+    j["gang"]["ram_check"] = gang.ram_check;
+    j["direct"]["ram_check"] = direct.ram_check;
+    j["distinct_nonzero_pages"] = gang.distinct_pages;
+    std::ofstream(o.report) << j.dump(2) << "\n";
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(workdir, ec);
+
+  bool ok = true;
+  for (const Run* r : {&gang, &direct}) {
+    if (!r->status.ok()) {
+      fprintf(stderr, "gangmig demo: %s run failed: %s\n", r == &gang ? "gang" : "direct",
+              r->status.message().c_str());
+      ok = false;
+    }
+    if (r->ram_check != "identical") ok = false;
+  }
+  if (ok && gang.kernel_link_bytes >= direct.kernel_link_bytes) {
+    fprintf(stderr, "gangmig demo: the gang run did not put fewer bytes on the link\n");
+    ok = false;
+  }
+  printf("\ndemo %s\n", ok ? "PASSED: RAM identical for every VM, fewer bytes on the link"
+                           : "FAILED");
+  return ok ? 0 : 1;
+}
+
+}  // namespace gangmig::cli

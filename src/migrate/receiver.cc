@@ -1,0 +1,423 @@
+// The receiver pipeline, one data thread (a poll loop) plus one QMP monitor thread per
+// destination VM that has a dest-qmp socket:
+//
+//   network -> RecordOpener (authenticity) -> FrameReader (structure) -> semantic checks
+//   (vm opened, channel exists, page id already sent) -> per-(vm, channel) queue -> the
+//   destination QEMU's socket. Return-path bytes flow the other way as RP_DATA frames.
+//
+// Page contents live in a PageStore for the whole session: a REF may name any page sent
+// before. The link is read only while every destination queue is under max_buffer, so a
+// slow destination slows the sender (and through it QEMU) instead of growing memory.
+//
+// A destination is "loaded" when it closes its side of the main channel after we gave it
+// the whole stream; its QMP (if given) then tells whether the load succeeded and when it
+// resumed. If the session breaks, every destination connection that has not delivered a
+// complete stream is closed: QEMU then fails the incoming migration and never runs with
+// partial memory.
+#include "migrate/receiver.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "base/clock.h"
+#include "index/page_index.h"
+#include "migrate/vm_monitor.h"
+#include "net/socket.h"
+#include "wire/frame.h"
+#include "wire/handshake.h"
+#include "wire/record.h"
+
+namespace gangmig::migrate {
+namespace {
+
+using nlohmann::json;
+
+struct DestChannel {
+  net::Fd fd;
+  net::OutQueue out;
+  bool eof_pending = false;  // sender: source closed; shut our write side once drained
+  bool write_shut = false;
+  bool read_closed = false;
+};
+
+struct DestVm {
+  std::string name, dest, dest_qmp;
+  std::vector<DestChannel> channels;
+  std::unique_ptr<VmMonitor> monitor;
+  bool failed = false;
+  bool loaded = false;       // main channel closed by QEMU after the full stream
+  bool reported = false;     // "done"/"failed" event sent
+  int64_t loaded_us = 0;
+  int64_t loaded_mono_us = 0;
+  uint64_t bytes_out = 0;
+};
+
+class Session {
+ public:
+  Session(const ReceiverOptions& o, net::Fd fd, const wire::SessionKeys& keys)
+      : opt_(o), net_(std::move(fd)), sealer_(keys.s2c), opener_(keys.c2s),
+        writer_(&sealer_) {}
+  Status Run();
+
+ private:
+  Status Step();
+  Status OnNetReadable();
+  Status OnFrame(const wire::Frame& f);
+  Status OpenVm(uint16_t id, ByteView json_bytes);
+  Status OpenChannel(DestVm& vm, uint16_t id, uint8_t ch);
+  Status Deliver(DestVm& vm, uint16_t id, uint8_t ch, ByteView bytes);
+  void WriteDest(DestVm& vm, uint16_t id, uint8_t ch);
+  void ReadDest(DestVm& vm, uint16_t id, uint8_t ch);
+  void CheckLoaded(DestVm& vm, uint16_t id);
+  void FailVm(DestVm& vm, uint16_t id, const std::string& why);
+  void Event(uint16_t id, const json& ev);
+  Status Send();
+  void Log(const std::string& s) {
+    if (opt_.verbose) fprintf(stderr, "gangmig receive: %s\n", s.c_str());
+  }
+
+  const ReceiverOptions& opt_;
+  net::Fd net_;
+  wire::RecordSealer sealer_;
+  wire::RecordOpener opener_;
+  wire::RecordWriter writer_;
+  net::OutQueue net_out_;
+  std::vector<std::unique_ptr<DestVm>> vms_;
+  index::PageStore store_;
+  bool goodbye_ = false;
+  uint64_t frames_ = 0;
+};
+
+void Session::Event(uint16_t id, const json& ev) {
+  wire::AppendVmEvent(writer_.frames(), id, ev.dump());
+}
+
+void Session::FailVm(DestVm& vm, uint16_t id, const std::string& why) {
+  if (vm.failed) return;
+  vm.failed = true;
+  for (auto& c : vm.channels) c.fd.Reset();  // an incomplete stream: QEMU refuses to run it
+  if (!vm.reported) Event(id, {{"event", "failed"}, {"error", why}});
+  vm.reported = true;
+  Log("vm " + vm.name + ": failed: " + why);
+}
+
+Status Session::OpenVm(uint16_t id, ByteView json_bytes) {
+  if (id != vms_.size())
+    return Status::Error("VM_OPEN for vm id " + std::to_string(id) + " out of order (expected " +
+                         std::to_string(vms_.size()) + ")");
+  json j = json::parse(AsChars(json_bytes), nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    return Status::Error("VM_OPEN for vm id " + std::to_string(id) + ": malformed JSON");
+  auto vm = std::make_unique<DestVm>();
+  vm->name = j.value("name", "vm" + std::to_string(id));
+  vm->dest = j.value("dest", "");
+  vm->dest_qmp = j.value("dest_qmp", "");
+  vms_.push_back(std::move(vm));
+  DestVm& v = *vms_.back();
+  if (!v.dest_qmp.empty()) {
+    auto client = qmp::Client::Connect(v.dest_qmp, 5000);
+    if (!client.ok()) {
+      FailVm(v, id, "destination QMP: " + client.status().message());
+      return Status::Ok();
+    }
+    v.monitor = std::make_unique<VmMonitor>(std::move(client).value(), 100);
+    v.monitor->EnableMigrationEvents();
+  }
+  Status st = OpenChannel(v, id, 0);
+  if (!st.ok()) {
+    FailVm(v, id, st.message());
+    return Status::Ok();
+  }
+  Event(id, {{"event", "ready"}});
+  Log("vm " + v.name + ": connected to destination " + v.dest);
+  return Status::Ok();
+}
+
+Status Session::OpenChannel(DestVm& vm, uint16_t id, uint8_t ch) {
+  if (ch != vm.channels.size())
+    return Status::Error("CHANNEL_OPEN for channel " + std::to_string(ch) + " of vm " +
+                         vm.name + " out of order");
+  auto addr = net::ParseAddress(vm.dest);
+  if (!addr.ok()) return addr.status();
+  auto fd = net::Connect(*addr, 10000);
+  if (!fd.ok()) return fd.status().WithContext("destination QEMU");
+  DestChannel c;
+  c.fd = std::move(fd).value();
+  vm.channels.push_back(std::move(c));
+  return Status::Ok();
+}
+
+Status Session::Deliver(DestVm& vm, uint16_t id, uint8_t ch, ByteView bytes) {
+  if (vm.failed) return Status::Ok();  // the sender learns of it from our event
+  if (ch >= vm.channels.size())
+    return Status::Error("frame for channel " + std::to_string(ch) + " of vm " + vm.name +
+                         " that was never opened");
+  DestChannel& c = vm.channels[ch];
+  if (c.eof_pending)
+    return Status::Error("data for vm " + vm.name + " channel " + std::to_string(ch) +
+                         " after its end");
+  c.out.Append(bytes);
+  vm.bytes_out += bytes.size();
+  return Status::Ok();
+}
+
+Status Session::OnFrame(const wire::Frame& f) {
+  using wire::FrameType;
+  ++frames_;
+  switch (f.type) {
+    case FrameType::kVmOpen:
+      return OpenVm(f.vm, f.payload);
+    case FrameType::kAbort:
+      return Status::Error("sender aborted: " + std::string(AsChars(f.payload)));
+    case FrameType::kGoodbye:
+      goodbye_ = true;
+      return Status::Ok();
+    default:
+      break;
+  }
+  if (f.vm >= vms_.size())
+    return Status::Error("frame for vm id " + std::to_string(f.vm) + " that was never opened");
+  DestVm& vm = *vms_[f.vm];
+  switch (f.type) {
+    case FrameType::kData:
+      return Deliver(vm, f.vm, f.channel, f.payload);
+    case FrameType::kPage: {
+      uint32_t id = store_.Add(f.payload);
+      return Deliver(vm, f.vm, f.channel, store_.Get(id));
+    }
+    case FrameType::kRef:
+      if (f.page_id >= store_.size())
+        return Status::Error("REF to page id " + std::to_string(f.page_id) + " but only " +
+                             std::to_string(store_.size()) + " pages were sent");
+      return Deliver(vm, f.vm, f.channel, store_.Get(f.page_id));
+    case FrameType::kChannelOpen: {
+      if (vm.failed) return Status::Ok();
+      Status st = OpenChannel(vm, f.vm, f.channel);
+      if (!st.ok()) FailVm(vm, f.vm, st.message());
+      return Status::Ok();
+    }
+    case FrameType::kChannelEof:
+      if (vm.failed) return Status::Ok();
+      if (f.channel >= vm.channels.size())
+        return Status::Error("CHANNEL_EOF for unknown channel " + std::to_string(f.channel) +
+                             " of vm " + vm.name);
+      vm.channels[f.channel].eof_pending = true;
+      return Status::Ok();
+    default:
+      return Status::Error("unexpected frame type " + std::to_string(int(f.type)) +
+                           " from the sender");
+  }
+}
+
+Status Session::OnNetReadable() {
+  static thread_local Bytes buf(256 * 1024);
+  ssize_t n = read(net_.get(), buf.data(), buf.size());
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return Status::Ok();
+  if (n <= 0) return Status::Error("connection to the sender lost");
+  opener_.Feed(ByteView(buf.data(), size_t(n)));
+  Bytes body;
+  for (;;) {
+    auto more = opener_.Next(&body);
+    if (!more.ok()) return more.status().WithContext("from sender");
+    if (!*more) return Status::Ok();
+    wire::FrameReader reader(body);
+    wire::Frame f;
+    for (;;) {
+      auto next = reader.Next(&f);
+      if (!next.ok()) return next.status().WithContext("from sender");
+      if (!*next) break;
+      GANGMIG_RETURN_IF_ERROR(OnFrame(f));
+    }
+  }
+}
+
+void Session::WriteDest(DestVm& vm, uint16_t id, uint8_t ch) {
+  DestChannel& c = vm.channels[ch];
+  if (!c.out.empty()) {
+    auto w = c.out.WriteTo(c.fd.get());
+    if (!w.ok()) {
+      FailVm(vm, id, "writing to the destination QEMU: " + w.status().message() +
+                         " (did it reject the stream? see its log)");
+      return;
+    }
+  }
+  if (c.out.empty() && c.eof_pending && !c.write_shut) {
+    shutdown(c.fd.get(), SHUT_WR);
+    c.write_shut = true;
+  }
+}
+
+void Session::ReadDest(DestVm& vm, uint16_t id, uint8_t ch) {
+  DestChannel& c = vm.channels[ch];
+  uint8_t buf[64 * 1024];
+  ssize_t n = read(c.fd.get(), buf, sizeof(buf));
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  if (n > 0) {
+    wire::AppendRpData(writer_.frames(), id, ch, ByteView(buf, size_t(n)));
+    return;
+  }
+  c.read_closed = true;
+  wire::AppendRpEof(writer_.frames(), id, ch);
+  if (ch != 0) return;
+  if (!c.write_shut || !c.out.empty()) {
+    FailVm(vm, id, "the destination QEMU closed the migration connection before the stream "
+                   "ended (it rejected the stream or exited; see its log)");
+    return;
+  }
+  vm.loaded = true;
+  vm.loaded_us = WallMicros();
+  vm.loaded_mono_us = MonotonicMicros();
+}
+
+// After the main channel closed: asks the destination's QMP (if any) how the load went.
+void Session::CheckLoaded(DestVm& vm, uint16_t id) {
+  if (!vm.loaded || vm.reported || vm.failed) return;
+  json ev = {{"event", "done"}, {"loaded_us", vm.loaded_us}, {"bytes", vm.bytes_out}};
+  if (vm.monitor) {
+    VmSnapshot s = vm.monitor->Snapshot();
+    bool timeout = MonotonicMicros() - vm.loaded_mono_us > 10 * 1000000LL;
+    if (s.qmp_lost) {
+      FailVm(vm, id, "destination QEMU went away after the stream (" + s.qmp_error + ")");
+      return;
+    }
+    if (s.migration_status == "failed") {
+      FailVm(vm, id, "destination QEMU failed to load the stream");
+      return;
+    }
+    bool settled = s.migration_status == "completed" &&
+                   (s.run_status == "running" || s.run_status == "paused");
+    if (!settled && !timeout) return;
+    if (s.completed_us) ev["loaded_us"] = s.completed_us;  // QEMU's own timestamp
+    if (s.run_status == "running") ev["resume_us"] = s.resume_us;
+    ev["dest_status"] = s.run_status;
+    ev["dest_migration"] = s.migration_status;
+  }
+  Event(id, ev);
+  vm.reported = true;
+  Log("vm " + vm.name + ": destination loaded " + std::to_string(vm.bytes_out) + " bytes");
+}
+
+Status Session::Send() {
+  writer_.Flush(net_out_.tail());
+  auto w = net_out_.WriteTo(net_.get());
+  if (!w.ok()) return Status::Error("connection to the sender lost: " + w.status().message());
+  return Status::Ok();
+}
+
+Status Session::Step() {
+  std::vector<pollfd> fds;
+  std::vector<std::pair<int, int>> slots;
+  bool room = true;
+  for (auto& vm : vms_)
+    for (auto& c : vm->channels) room = room && c.out.size() < opt_.max_buffer;
+  fds.push_back({net_.get(), short((room ? POLLIN : 0) | (net_out_.empty() ? 0 : POLLOUT)), 0});
+  slots.push_back({-1, -1});
+  for (size_t i = 0; i < vms_.size(); ++i) {
+    DestVm& vm = *vms_[i];
+    if (vm.failed) continue;
+    for (size_t ch = 0; ch < vm.channels.size(); ++ch) {
+      DestChannel& c = vm.channels[ch];
+      short ev = c.read_closed ? 0 : POLLIN;
+      if (!c.out.empty() || (c.eof_pending && !c.write_shut)) ev |= POLLOUT;
+      if (!ev) continue;
+      fds.push_back({c.fd.get(), ev, 0});
+      slots.push_back({int(i), int(ch)});
+    }
+  }
+  int rc = poll(fds.data(), fds.size(), 20);
+  if (rc < 0 && errno != EINTR) return Status::Error("poll failed");
+  for (size_t k = 0; rc > 0 && k < fds.size(); ++k) {
+    short re = fds[k].revents;
+    if (!re) continue;
+    if (slots[k].first < 0) {
+      if (re & (POLLIN | POLLHUP | POLLERR)) GANGMIG_RETURN_IF_ERROR(OnNetReadable());
+      continue;
+    }
+    uint16_t id = uint16_t(slots[k].first);
+    DestVm& vm = *vms_[id];
+    uint8_t ch = uint8_t(slots[k].second);
+    if (vm.failed) continue;
+    if (re & POLLOUT) WriteDest(vm, id, ch);
+    if (!vm.failed && (re & (POLLIN | POLLHUP | POLLERR))) ReadDest(vm, id, ch);
+  }
+  for (size_t i = 0; i < vms_.size(); ++i) CheckLoaded(*vms_[i], uint16_t(i));
+  return Send();
+}
+
+Status Session::Run() {
+  Log("session started");
+  for (;;) {
+    Status st = Step();
+    if (!st.ok()) {
+      for (size_t i = 0; i < vms_.size(); ++i) {
+        DestVm& vm = *vms_[i];
+        if (!vm.reported && !vm.failed) FailVm(vm, uint16_t(i), st.message());
+      }
+      wire::AppendAbort(writer_.frames(), st.message());
+      (void)Send();
+      return st;
+    }
+    bool all = goodbye_;
+    for (auto& vm : vms_) all = all && (vm->reported || vm->failed);
+    if (all && net_out_.empty()) {
+      Log("session finished: " + std::to_string(vms_.size()) + " VMs, " +
+          std::to_string(store_.size()) + " distinct pages received");
+      return Status::Ok();
+    }
+  }
+}
+
+Result<net::Fd> AcceptSession(int listen_fd, const Bytes& key, wire::SessionKeys* keys) {
+  pollfd p{listen_fd, POLLIN, 0};
+  while (poll(&p, 1, -1) < 0) {
+  }
+  auto fd = net::Accept(listen_fd);
+  if (!fd.ok()) return fd.status();
+  if (!fd->valid()) return net::Fd();
+  wire::ServerHandshake hs(key);
+  Bytes hello(wire::kClientHelloSize);
+  GANGMIG_RETURN_IF_ERROR(net::ReadFull(fd->get(), hello.data(), hello.size(), 10000));
+  auto reply = hs.OnClientHello(hello);
+  if (!reply.ok()) return reply.status();
+  GANGMIG_RETURN_IF_ERROR(net::WriteFull(fd->get(), *reply, 10000));
+  Bytes proof(wire::kClientProofSize);
+  GANGMIG_RETURN_IF_ERROR(net::ReadFull(fd->get(), proof.data(), proof.size(), 10000));
+  GANGMIG_RETURN_IF_ERROR(hs.OnClientProof(proof));
+  *keys = hs.keys();
+  return std::move(fd).value();
+}
+
+}  // namespace
+
+Status RunReceiver(const ReceiverOptions& options) {
+  auto addr = net::ParseAddress(options.listen);
+  if (!addr.ok()) return addr.status();
+  auto listener = net::Listen(*addr);
+  if (!listener.ok()) return listener.status();
+  if (options.verbose) {
+    auto port = net::LocalPort(listener->get());
+    fprintf(stderr, "gangmig receive: listening on %s (port %u)\n", options.listen.c_str(),
+            port.ok() ? unsigned(*port) : 0u);
+  }
+  for (;;) {
+    wire::SessionKeys keys;
+    auto fd = AcceptSession(listener->get(), options.key, &keys);
+    if (!fd.ok()) {
+      fprintf(stderr, "gangmig receive: refused a peer: %s\n", fd.status().message().c_str());
+      continue;
+    }
+    if (!fd->valid()) continue;
+    Session session(options, std::move(fd).value(), keys);
+    Status st = session.Run();
+    if (!st.ok()) fprintf(stderr, "gangmig receive: session failed: %s\n", st.message().c_str());
+    if (options.once) return st;
+  }
+}
+
+}  // namespace gangmig::migrate

@@ -1,0 +1,27 @@
+// The destination side: accepts the sender's authenticated connection, connects to each
+// VM's destination QEMU, rebuilds every migration stream byte for byte from DATA, PAGE
+// and REF frames, relays the return path back, and reports when each destination has
+// loaded its stream (and, given its QMP socket, whether and when it resumed).
+#pragma once
+
+#include <string>
+
+#include "base/bytes.h"
+#include "base/status.h"
+
+namespace gangmig::migrate {
+
+struct ReceiverOptions {
+  std::string listen;            // HOST:PORT
+  Bytes key;
+  bool once = false;             // exit after one session
+  size_t max_buffer = 8u << 20;  // bytes queued towards one destination before pausing the link
+  bool verbose = true;
+};
+
+// Serves sessions until an error (or, with `once`, after one session). With `once`, the
+// session's error is returned; otherwise session errors are logged and the next session
+// is awaited.
+Status RunReceiver(const ReceiverOptions& options);
+
+}  // namespace gangmig::migrate

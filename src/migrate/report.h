@@ -1,0 +1,68 @@
+// The figures of one gang (or direct) migration, per VM and in total, as the sender
+// collects them: written as JSON for machines (--report) and as a table for people.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace gangmig::migrate {
+
+// One VM named on the command line: --vm name=N,qmp=PATH,dest=ADDR[,dest-qmp=PATH]
+struct VmSpec {
+  std::string name;
+  std::string qmp;       // source VM's QMP socket (gangmig's own)
+  std::string dest;      // where the destination QEMU listens (unix:PATH or tcp:HOST:PORT)
+  std::string dest_qmp;  // optional: destination VM's QMP socket, on the destination host
+};
+
+struct VmReport {
+  std::string name;
+  std::string status = "pending";  // "completed" or "failed"
+  std::string error;               // why it failed, and what was done about the source
+  std::string phase = "waiting";   // for progress: waiting, streaming, finishing, done, failed
+  int64_t start_us = 0;            // wall clock: migrate command issued
+  int64_t stop_us = 0;             // source STOP event
+  int64_t dest_loaded_us = 0;      // destination finished loading (closed the stream)
+  int64_t dest_resume_us = 0;      // destination RESUME event (0: stayed paused)
+  int64_t end_us = 0;              // destination ready (resume, else loaded)
+  uint64_t stream_bytes = 0;       // bytes the source QEMU produced (all channels)
+  uint64_t link_bytes = 0;         // gang: frame bytes this VM put on the link; direct: QEMU's
+  uint64_t rp_bytes = 0;           // return-path bytes relayed back
+  uint64_t pages_sent = 0;         // page contents sent in full
+  uint64_t pages_referenced = 0;   // pages sent as a reference to content already sent
+  uint64_t zero_pages = 0;         // zero-page records (passed verbatim, 1 byte each)
+  uint64_t passthrough_bytes = 0;  // bytes forwarded without parsing after a fallback
+  std::string passthrough_reason;  // why this VM's stream fell back to pass-through
+  std::string source_final_state;  // run state of the source VM when gangmig finished
+
+  double end_to_end_s() const;
+  double downtime_ms() const;          // -1 when unknown
+  std::string downtime_end() const;    // "resume" or "loaded" or ""
+};
+
+inline VmReport MakeVmReport(const std::string& name) {
+  VmReport r;
+  r.name = name;
+  return r;
+}
+
+struct Report {
+  std::string mode;  // "gang" or "direct"
+  std::vector<VmReport> vms;
+  int64_t start_us = 0, end_us = 0;
+  uint64_t link_tx_bytes = 0;    // socket bytes sent on the link (gang: to the receiver)
+  uint64_t link_rx_bytes = 0;
+  double cpu_seconds = 0;        // of this gangmig process
+  uint64_t peak_rss_kib = 0;
+  std::string error;             // whole-run failure, if any
+  nlohmann::json extra = nlohmann::json::object();  // e.g. kernel link counters
+
+  nlohmann::json ToJson() const;
+  std::string Table() const;     // human-readable summary
+};
+
+uint64_t PeakRssKib();           // VmHWM of this process
+
+}  // namespace gangmig::migrate

@@ -1,0 +1,578 @@
+// The sender pipeline, one thread for all data (a poll loop) plus one QMP monitor thread
+// per VM (see vm_monitor.h):
+//
+//   1. connect to the receiver, authenticate (wire/handshake.h);
+//   2. per VM: QMP checks, a private unix listener, VM_OPEN to the receiver, which
+//      connects to that VM's destination QEMU and answers "ready" (nothing has started
+//      on any source yet, so a bad destination costs nothing);
+//   3. `migrate uri=unix:<listener>` on every source QEMU at once;
+//   4. loop: read each QEMU stream (only while the link queue is below max_buffer, so
+//      QEMU's bandwidth estimate reflects the real link), parse it (qemu_stream), turn
+//      pages into PAGE or REF frames through the shared PageIndex, everything else into
+//      DATA frames; seal frames into authenticated records; relay RP_DATA back to QEMU;
+//   5. a VM is done when its source says "completed" and the receiver says its
+//      destination loaded the whole stream;
+//   6. on any failure: ABORT to the receiver, migrate_cancel + close on every source not
+//      done, and `cont` where QEMU had already stopped the VM.
+#include "migrate/sender.h"
+
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <memory>
+
+#include "base/clock.h"
+#include "index/page_index.h"
+#include "migrate/progress.h"
+#include "migrate/vm_monitor.h"
+#include "net/socket.h"
+#include "qemu_stream/stream_parser.h"
+#include "wire/frame.h"
+#include "wire/handshake.h"
+#include "wire/record.h"
+
+namespace gangmig::migrate {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kReadChunk = 256 * 1024;
+
+struct Shared {
+  Bytes* frames = nullptr;  // the record body being filled
+  index::Fingerprinter fp;
+  index::PageIndex index;
+};
+
+// Turns one channel's parsed stream into frames.
+class Encoder : public qemu_stream::StreamSink {
+ public:
+  Encoder(Shared* shared, uint16_t vm, uint8_t channel, VmReport* rep)
+      : shared_(shared), vm_(vm), channel_(channel), rep_(rep) {}
+
+  void OnLiteral(ByteView bytes) override { PutBytes(&literal_, bytes); }
+  void OnPage(ByteView page) override {
+    FlushLiteral();
+    auto look = shared_->index.FindOrInsert(shared_->fp.Of(page));
+    if (look.inserted) {
+      wire::AppendPage(shared_->frames, vm_, channel_, page);
+      ++rep_->pages_sent;
+    } else {
+      wire::AppendRef(shared_->frames, vm_, channel_, look.id);
+      ++rep_->pages_referenced;
+    }
+  }
+  void FlushLiteral() {
+    if (literal_.empty()) return;
+    wire::AppendData(shared_->frames, vm_, channel_, literal_);
+    literal_.clear();
+  }
+
+ private:
+  Shared* shared_;
+  uint16_t vm_;
+  uint8_t channel_;
+  VmReport* rep_;
+  Bytes literal_;
+};
+
+struct Channel {
+  net::Fd fd;
+  std::unique_ptr<Encoder> encoder;
+  std::unique_ptr<qemu_stream::StreamParser> parser;  // main channel only
+  net::OutQueue to_qemu;                              // return-path bytes
+  bool read_closed = false;
+  bool rp_eof = false;       // receiver says the destination closed its side
+  bool write_shut = false;
+};
+
+struct Vm {
+  VmSpec spec;
+  VmReport* rep = nullptr;
+  std::unique_ptr<VmMonitor> monitor;
+  std::string was_status;    // run state before migration
+  std::string listen_path;
+  net::Fd listener;
+  std::vector<Channel> channels;
+  bool ready = false;        // receiver connected to the destination
+  bool dest_done = false;    // receiver: destination loaded everything
+  bool source_done = false;  // source QEMU: "completed"
+  bool finished = false;     // completed or failed, nothing more to do
+};
+
+class Sender {
+ public:
+  Sender(const SenderOptions& o, Report* r) : opt_(o), report_(r) {}
+  Status Run();
+
+ private:
+  Status Connect();
+  Status PrepareVms();
+  Status WaitAllReady();
+  Status StartMigrations();
+  Status Loop();
+  Status Step(int timeout_ms);
+  Status OnNetReadable();
+  Status OnFrame(const wire::Frame& f);
+  Status OnVmEvent(Vm& vm, const json& ev);
+  void AcceptChannels(Vm& vm, uint16_t id);
+  void ReadChannel(Vm& vm, uint16_t id, uint8_t ch);
+  void WriteChannel(Vm& vm, uint8_t ch);
+  void CheckSources();
+  void Fail(Vm& vm, const std::string& why);
+  void RollBack(Vm& vm);
+  void Flush();
+  Status SendNow();
+  void Finish();
+
+  const SenderOptions& opt_;
+  Report* report_;
+  std::vector<std::unique_ptr<Vm>> vms_;
+  net::Fd net_;
+  std::unique_ptr<wire::RecordSealer> sealer_;
+  std::unique_ptr<wire::RecordOpener> opener_;
+  std::unique_ptr<wire::RecordWriter> writer_;
+  net::OutQueue net_out_;
+  Shared shared_;
+  Progress progress_{stderr, true};
+  std::string workdir_;
+  bool own_workdir_ = false;
+  std::string link_error_;
+};
+
+Status Sender::Connect() {
+  auto addr = net::ParseAddress(opt_.receiver);
+  if (!addr.ok()) return addr.status();
+  // A receiver that is still starting refuses connections: retry for a few seconds.
+  auto fd = net::Connect(*addr, 10000);
+  for (int i = 0; i < 50 && !fd.ok(); ++i) {
+    usleep(100000);
+    fd = net::Connect(*addr, 10000);
+  }
+  if (!fd.ok()) return fd.status().WithContext("receiver");
+  net_ = std::move(fd).value();
+  wire::ClientHandshake hs(opt_.key);
+  GANGMIG_RETURN_IF_ERROR(net::WriteFull(net_.get(), hs.Hello(), 10000));
+  Bytes server_hello(wire::kServerHelloSize);
+  Status st = net::ReadFull(net_.get(), server_hello.data(), server_hello.size(), 10000);
+  if (!st.ok()) return st.WithContext("receiver " + opt_.receiver + ": handshake");
+  auto proof = hs.OnServerHello(server_hello);
+  if (!proof.ok()) return proof.status().WithContext("receiver " + opt_.receiver);
+  GANGMIG_RETURN_IF_ERROR(net::WriteFull(net_.get(), *proof, 10000));
+  sealer_ = std::make_unique<wire::RecordSealer>(hs.keys().c2s);
+  opener_ = std::make_unique<wire::RecordOpener>(hs.keys().s2c);
+  writer_ = std::make_unique<wire::RecordWriter>(sealer_.get());
+  shared_.frames = writer_->frames();
+  return Status::Ok();
+}
+
+Status Sender::PrepareVms() {
+  if (opt_.workdir.empty()) {
+    char tmpl[] = "/tmp/gangmig-XXXXXX";
+    if (!mkdtemp(tmpl)) return Status::Error("cannot create a work directory in /tmp");
+    workdir_ = tmpl;
+    own_workdir_ = true;
+  } else {
+    workdir_ = opt_.workdir;
+  }
+  for (size_t i = 0; i < opt_.vms.size(); ++i) {
+    auto vm = std::make_unique<Vm>();
+    vm->spec = opt_.vms[i];
+    vm->rep = &report_->vms[i];
+    auto client = qmp::Client::Connect(vm->spec.qmp, 5000);
+    if (!client.ok()) return client.status().WithContext("vm " + vm->spec.name);
+    auto st = (*client)->Execute("query-status");
+    if (!st.ok()) return st.status().WithContext("vm " + vm->spec.name);
+    vm->was_status = st->value("status", "");
+    if (vm->was_status != "running" && vm->was_status != "paused")
+      return Status::Error("vm " + vm->spec.name + ": source is '" + vm->was_status +
+                           "', expected running or paused");
+    auto mig = (*client)->Execute("query-migrate");
+    std::string ms = mig.ok() ? mig->value("status", "") : "";
+    if (ms == "active" || ms == "setup" || ms == "device" || ms == "pre-switchover")
+      return Status::Error("vm " + vm->spec.name + ": a migration is already running (" + ms +
+                           ")");
+    vm->monitor = std::make_unique<VmMonitor>(std::move(client).value(), 100);
+    vm->listen_path = workdir_ + "/vm" + std::to_string(i) + ".sock";
+    auto l = net::Listen(net::Address{net::Address::Kind::kUnix, vm->listen_path, "", 0});
+    if (!l.ok()) return l.status().WithContext("vm " + vm->spec.name);
+    vm->listener = std::move(l).value();
+    json open = {{"name", vm->spec.name}, {"dest", vm->spec.dest}, {"dest_qmp", vm->spec.dest_qmp}};
+    wire::AppendVmOpen(writer_->frames(), uint16_t(i), open.dump());
+    vms_.push_back(std::move(vm));
+  }
+  Flush();
+  return SendNow();
+}
+
+Status Sender::WaitAllReady() {
+  int64_t deadline = MonotonicMicros() + 60 * 1000000LL;
+  for (;;) {
+    bool all = true;
+    for (auto& vm : vms_) {
+      if (!vm->rep->error.empty())
+        return Status::Error("vm " + vm->spec.name + ": " + vm->rep->error);
+      all = all && vm->ready;
+    }
+    if (all) return Status::Ok();
+    if (MonotonicMicros() > deadline)
+      return Status::Error("receiver did not confirm the destinations within 60 s");
+    GANGMIG_RETURN_IF_ERROR(Step(100));
+  }
+}
+
+Status Sender::StartMigrations() {
+  for (auto& vm : vms_) {
+    vm->rep->start_us = WallMicros();
+    auto r = vm->monitor->Execute("migrate", {{"uri", "unix:" + vm->listen_path}});
+    if (!r.ok()) return r.status().WithContext("vm " + vm->spec.name);
+    vm->rep->phase = "streaming";
+  }
+  return Status::Ok();
+}
+
+void Sender::AcceptChannels(Vm& vm, uint16_t id) {
+  for (;;) {
+    auto fd = net::Accept(vm.listener.get());
+    if (!fd.ok() || !fd->valid()) return;
+    uint8_t ch = uint8_t(vm.channels.size());
+    Channel c;
+    c.fd = std::move(fd).value();
+    c.encoder = std::make_unique<Encoder>(&shared_, id, ch, vm.rep);
+    if (ch == 0) {
+      c.parser = std::make_unique<qemu_stream::StreamParser>(c.encoder.get());
+    } else {
+      wire::AppendChannelOpen(writer_->frames(), id, ch);
+      if (vm.rep->passthrough_reason.empty())
+        vm.rep->passthrough_reason = "extra channels (multifd/postcopy-preempt) are relayed verbatim";
+    }
+    vm.channels.push_back(std::move(c));
+  }
+}
+
+void Sender::ReadChannel(Vm& vm, uint16_t id, uint8_t ch) {
+  Channel& c = vm.channels[ch];
+  static thread_local Bytes buf(kReadChunk);
+  ssize_t n = read(c.fd.get(), buf.data(), buf.size());
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  size_t before = writer_->frames()->size();
+  if (n <= 0) {
+    c.read_closed = true;
+    if (c.parser) c.parser->Finish();
+    c.encoder->FlushLiteral();
+    wire::AppendChannelEof(writer_->frames(), id, ch);
+  } else {
+    vm.rep->stream_bytes += uint64_t(n);
+    if (c.parser) {
+      c.parser->Feed(ByteView(buf.data(), size_t(n)));
+    } else {
+      c.encoder->OnLiteral(ByteView(buf.data(), size_t(n)));
+      vm.rep->passthrough_bytes += uint64_t(n);
+    }
+    c.encoder->FlushLiteral();
+  }
+  vm.rep->link_bytes += writer_->frames()->size() - before;
+  if (c.parser) {
+    const auto& s = c.parser->stats();
+    vm.rep->zero_pages = s.zero_pages;
+    if (c.parser->mode() == qemu_stream::ParseMode::kPassThrough) {
+      vm.rep->passthrough_reason = c.parser->fallback_reason();
+      vm.rep->passthrough_bytes = s.passthrough_bytes;
+    }
+  }
+  writer_->SealIfFull(net_out_.tail());
+}
+
+void Sender::WriteChannel(Vm& vm, uint8_t ch) {
+  Channel& c = vm.channels[ch];
+  if (!c.to_qemu.empty()) {
+    auto w = c.to_qemu.WriteTo(c.fd.get());
+    if (!w.ok()) {
+      c.to_qemu = net::OutQueue();
+      c.write_shut = true;
+      return;
+    }
+  }
+  if (c.to_qemu.empty() && c.rp_eof && !c.write_shut) {
+    shutdown(c.fd.get(), SHUT_WR);
+    c.write_shut = true;
+  }
+}
+
+Status Sender::OnVmEvent(Vm& vm, const json& ev) {
+  std::string what = ev.value("event", "");
+  if (what == "ready") {
+    vm.ready = true;
+  } else if (what == "done") {
+    vm.dest_done = true;
+    vm.rep->dest_loaded_us = ev.value("loaded_us", int64_t(0));
+    vm.rep->dest_resume_us = ev.value("resume_us", int64_t(0));
+  } else if (what == "failed") {
+    std::string err = "destination: " + ev.value("error", std::string("unknown error"));
+    if (!vm.ready) {
+      vm.rep->error = err;  // before any migration started: WaitAllReady reports it
+    } else {
+      Fail(vm, err);
+    }
+  }
+  return Status::Ok();
+}
+
+Status Sender::OnFrame(const wire::Frame& f) {
+  using wire::FrameType;
+  if (f.type == FrameType::kAbort)
+    return Status::Error("receiver aborted: " + std::string(AsChars(f.payload)));
+  if (f.type == FrameType::kGoodbye) return Status::Ok();
+  if (f.vm >= vms_.size())
+    return Status::Error("receiver sent a frame for unknown vm id " + std::to_string(f.vm));
+  Vm& vm = *vms_[f.vm];
+  if (f.type == FrameType::kVmEvent) {
+    json ev = json::parse(AsChars(f.payload), nullptr, false);
+    if (ev.is_discarded()) return Status::Error("receiver sent a malformed VM_EVENT");
+    return OnVmEvent(vm, ev);
+  }
+  if (f.type != FrameType::kRpData && f.type != FrameType::kRpEof)
+    return Status::Error("receiver sent an unexpected frame type " +
+                         std::to_string(int(f.type)));
+  if (f.channel >= vm.channels.size())
+    return Status::Error("receiver sent return-path bytes for unknown channel " +
+                         std::to_string(f.channel) + " of vm " + vm.spec.name);
+  Channel& c = vm.channels[f.channel];
+  if (f.type == FrameType::kRpData) {
+    c.to_qemu.Append(f.payload);
+    vm.rep->rp_bytes += f.payload.size();
+  } else {
+    c.rp_eof = true;
+  }
+  return Status::Ok();
+}
+
+Status Sender::OnNetReadable() {
+  static thread_local Bytes buf(kReadChunk);
+  ssize_t n = read(net_.get(), buf.data(), buf.size());
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return Status::Ok();
+  if (n <= 0) return Status::Error("connection to the receiver lost");
+  report_->link_rx_bytes += uint64_t(n);
+  opener_->Feed(ByteView(buf.data(), size_t(n)));
+  Bytes body;
+  for (;;) {
+    auto more = opener_->Next(&body);
+    if (!more.ok()) return more.status().WithContext("from receiver");
+    if (!*more) return Status::Ok();
+    wire::FrameReader reader(body);
+    wire::Frame f;
+    for (;;) {
+      auto next = reader.Next(&f);
+      if (!next.ok()) return next.status().WithContext("from receiver");
+      if (!*next) break;
+      GANGMIG_RETURN_IF_ERROR(OnFrame(f));
+    }
+  }
+}
+
+void Sender::Flush() { writer_->Flush(net_out_.tail()); }
+
+Status Sender::SendNow() {
+  size_t before = net_out_.size();
+  auto w = net_out_.WriteTo(net_.get());
+  if (!w.ok()) return Status::Error("connection to the receiver lost: " + w.status().message());
+  report_->link_tx_bytes += before - net_out_.size();
+  return Status::Ok();
+}
+
+// One round of the event loop: poll every fd, move bytes, seal and send what is pending.
+Status Sender::Step(int timeout_ms) {
+  std::vector<pollfd> fds;
+  struct Slot { int vm; int ch; };  // ch -1: listener
+  std::vector<Slot> slots;
+  bool room = net_out_.size() < opt_.max_buffer;
+  fds.push_back({net_.get(), short(POLLIN | (net_out_.empty() ? 0 : POLLOUT)), 0});
+  slots.push_back({-1, -1});
+  for (size_t i = 0; i < vms_.size(); ++i) {
+    Vm& vm = *vms_[i];
+    if (vm.finished) continue;
+    fds.push_back({vm.listener.get(), POLLIN, 0});
+    slots.push_back({int(i), -1});
+    for (size_t ch = 0; ch < vm.channels.size(); ++ch) {
+      Channel& c = vm.channels[ch];
+      short ev = 0;
+      if (!c.read_closed && room) ev |= POLLIN;
+      if (!c.to_qemu.empty() || (c.rp_eof && !c.write_shut)) ev |= POLLOUT;
+      if (!ev) continue;
+      fds.push_back({c.fd.get(), ev, 0});
+      slots.push_back({int(i), int(ch)});
+    }
+  }
+  int rc = poll(fds.data(), fds.size(), timeout_ms);
+  if (rc < 0 && errno != EINTR) return Status::Error("poll failed");
+  for (size_t k = 0; rc > 0 && k < fds.size(); ++k) {
+    short re = fds[k].revents;
+    if (!re) continue;
+    if (slots[k].vm < 0) {
+      if (re & (POLLIN | POLLHUP | POLLERR)) GANGMIG_RETURN_IF_ERROR(OnNetReadable());
+      continue;
+    }
+    Vm& vm = *vms_[slots[k].vm];
+    if (slots[k].ch < 0) {
+      AcceptChannels(vm, uint16_t(slots[k].vm));
+      continue;
+    }
+    uint8_t ch = uint8_t(slots[k].ch);
+    if (re & POLLOUT) WriteChannel(vm, ch);
+    if (re & (POLLIN | POLLHUP | POLLERR)) ReadChannel(vm, uint16_t(slots[k].vm), ch);
+  }
+  Flush();
+  return SendNow();
+}
+
+void Sender::CheckSources() {
+  for (auto& vmp : vms_) {
+    Vm& vm = *vmp;
+    if (vm.finished) continue;
+    VmSnapshot s = vm.monitor->Snapshot();
+    if (s.stop_us) vm.rep->stop_us = s.stop_us;
+    if (s.qmp_lost) {
+      Fail(vm, "lost the source QMP connection (" + s.qmp_error + ")");
+      continue;
+    }
+    if (s.migration_status == "failed" || s.migration_status == "cancelled") {
+      std::string desc = s.migration.value("error-desc", std::string());
+      Fail(vm, "source QEMU reports migration " + s.migration_status +
+                   (desc.empty() ? "" : ": " + desc));
+      continue;
+    }
+    if (s.migration_status == "completed" && !vm.source_done) {
+      vm.source_done = true;
+      vm.rep->phase = "finishing";
+    }
+    bool closed = !vm.channels.empty();
+    for (auto& c : vm.channels) closed = closed && c.read_closed;
+    if (vm.source_done && vm.dest_done && closed) {
+      vm.finished = true;
+      vm.rep->status = "completed";
+      vm.rep->phase = "done";
+      vm.rep->end_us = vm.rep->dest_resume_us ? vm.rep->dest_resume_us : vm.rep->dest_loaded_us;
+      vm.rep->source_final_state = s.run_status;
+    }
+  }
+}
+
+// Marks one VM failed and makes sure its source keeps running.
+void Sender::Fail(Vm& vm, const std::string& why) {
+  if (vm.finished) return;
+  vm.finished = true;
+  vm.rep->status = "failed";
+  vm.rep->phase = "failed";
+  vm.rep->error = why;
+  RollBack(vm);
+}
+
+void Sender::RollBack(Vm& vm) {
+  if (!vm.monitor) return;
+  VmSnapshot s = vm.monitor->Snapshot();
+  if (s.qmp_lost) {
+    vm.rep->error += "; cannot reach the source QMP to check it";
+    return;
+  }
+  (void)vm.monitor->Execute("migrate_cancel", json::object(), 5000);
+  for (auto& c : vm.channels) c.fd.Reset();  // QEMU sees the stream break
+  vm.channels.clear();
+  int64_t deadline = MonotonicMicros() + 10 * 1000000LL;
+  std::string ms;
+  while (MonotonicMicros() < deadline) {
+    vm.monitor->WaitForFreshSnapshot(1000);
+    s = vm.monitor->Snapshot();
+    ms = s.migration_status;
+    if (ms != "active" && ms != "setup" && ms != "cancelling" && ms != "device" &&
+        ms != "pre-switchover")
+      break;
+  }
+  if (vm.was_status == "running" && s.run_status != "running") {
+    auto r = vm.monitor->Execute("cont", json::object(), 5000);
+    vm.rep->error += r.ok() ? "; source VM resumed with 'cont'"
+                            : "; 'cont' on the source failed: " + r.status().message();
+    vm.monitor->WaitForFreshSnapshot(1000);
+    s = vm.monitor->Snapshot();
+  } else {
+    vm.rep->error += "; source VM kept running";
+  }
+  vm.rep->source_final_state = s.run_status;
+}
+
+Status Sender::Loop() {
+  int64_t deadline = MonotonicMicros() + int64_t(opt_.timeout_s) * 1000000;
+  for (;;) {
+    GANGMIG_RETURN_IF_ERROR(Step(20));
+    CheckSources();
+    progress_.Update(report_->vms, report_->start_us);
+    bool all = true;
+    for (auto& vm : vms_) all = all && vm->finished;
+    if (all) return Status::Ok();
+    if (MonotonicMicros() > deadline)
+      return Status::Error("timed out after " + std::to_string(opt_.timeout_s) + " s");
+  }
+}
+
+void Sender::Finish() {
+  if (net_.valid()) {
+    wire::AppendGoodbye(writer_->frames());
+    Flush();
+    (void)SendNow();
+    for (int i = 0; i < 50 && !net_out_.empty(); ++i) {
+      usleep(20000);
+      (void)SendNow();
+    }
+  }
+  if (own_workdir_) {
+    for (auto& vm : vms_) unlink(vm->listen_path.c_str());
+    rmdir(workdir_.c_str());
+  }
+}
+
+Status Sender::Run() {
+  report_->mode = "gang";
+  report_->start_us = WallMicros();
+  for (const VmSpec& s : opt_.vms) report_->vms.push_back(MakeVmReport(s.name));
+  Status st = Connect();
+  if (st.ok()) st = PrepareVms();
+  if (st.ok()) st = WaitAllReady();
+  if (st.ok()) st = StartMigrations();
+  if (st.ok()) st = Loop();
+  if (!st.ok()) {
+    link_error_ = st.message();
+    if (net_.valid() && writer_) {
+      wire::AppendAbort(writer_->frames(), st.message());
+      Flush();
+      (void)SendNow();
+    }
+    for (auto& vm : vms_) Fail(*vm, st.message());
+    for (VmReport& v : report_->vms) {
+      if (v.status != "pending") continue;
+      v.status = "failed";
+      v.error = st.message() + "; migration never started, source untouched";
+    }
+  }
+  progress_.Update(report_->vms, report_->start_us, true);
+  Finish();
+  report_->end_us = WallMicros();
+  report_->cpu_seconds = ProcessCpuSeconds();
+  report_->peak_rss_kib = PeakRssKib();
+  std::string failed;
+  for (const VmReport& v : report_->vms) {
+    if (v.status != "completed") failed += (failed.empty() ? "" : "; ") + v.name + ": " + v.error;
+  }
+  if (!st.ok()) report_->error = st.message();
+  if (!failed.empty()) return Status::Error(failed);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status RunGangMigration(const SenderOptions& options, Report* report) {
+  Sender s(options, report);
+  return s.Run();
+}
+
+}  // namespace gangmig::migrate

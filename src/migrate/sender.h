@@ -1,0 +1,30 @@
+// The source side of a gang migration: points every source QEMU at a local endpoint,
+// parses each migration stream, sends each distinct page content once over one
+// authenticated connection to the receiver, relays the return path back to QEMU, and on
+// any failure makes sure every source VM keeps running.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "base/bytes.h"
+#include "base/status.h"
+#include "migrate/report.h"
+
+namespace gangmig::migrate {
+
+struct SenderOptions {
+  std::string receiver;          // HOST:PORT of `gangmig receive`
+  Bytes key;                     // shared key (file contents)
+  std::vector<VmSpec> vms;
+  std::string workdir;           // where the local unix endpoints go ("" = a new /tmp dir)
+  size_t max_buffer = 4u << 20;  // link bytes queued before QEMU sockets stop being read
+  int timeout_s = 900;           // give up (and roll back) after this long
+  bool progress = true;
+};
+
+// Runs the whole gang migration. Fills `report` (also on failure). Returns an error that
+// names what failed for which VM; by then every source VM not migrated is running again.
+Status RunGangMigration(const SenderOptions& options, Report* report);
+
+}  // namespace gangmig::migrate

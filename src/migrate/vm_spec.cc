@@ -1,0 +1,43 @@
+#include "migrate/vm_spec.h"
+
+#include <set>
+#include <sstream>
+
+namespace gangmig::migrate {
+
+Result<VmSpec> ParseVmSpec(const std::string& text) {
+  VmSpec spec;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    size_t eq = item.find('=');
+    if (eq == std::string::npos)
+      return Status::Error("--vm '" + text + "': '" + item + "' is not key=value");
+    std::string key = item.substr(0, eq), value = item.substr(eq + 1);
+    if (key == "name") spec.name = value;
+    else if (key == "qmp") spec.qmp = value;
+    else if (key == "dest") spec.dest = value;
+    else if (key == "dest-qmp") spec.dest_qmp = value;
+    else
+      return Status::Error("--vm '" + text + "': unknown key '" + key +
+                           "' (expected name, qmp, dest, dest-qmp)");
+  }
+  if (spec.name.empty() || spec.qmp.empty() || spec.dest.empty())
+    return Status::Error("--vm '" + text + "': name=, qmp= and dest= are required");
+  return spec;
+}
+
+Status ValidateVmSpecs(const std::vector<VmSpec>& vms, bool direct) {
+  if (vms.empty()) return Status::Error("no VM given: pass at least one --vm");
+  std::set<std::string> names;
+  for (const VmSpec& v : vms) {
+    if (!names.insert(v.name).second)
+      return Status::Error("VM name '" + v.name + "' is given twice");
+    if (direct && v.dest.rfind("tcp:", 0) != 0)
+      return Status::Error("vm " + v.name + ": --direct needs dest=tcp:HOST:PORT (got '" +
+                           v.dest + "')");
+  }
+  return Status::Ok();
+}
+
+}  // namespace gangmig::migrate

@@ -1,0 +1,258 @@
+// Thin wrappers over BSD sockets. All sockets handed out are non-blocking; the two
+// blocking helpers (ReadFull/WriteFull) poll() with a deadline and are used only for the
+// handshake, before the event loop starts.
+#include "net/socket.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+
+namespace gangmig::net {
+
+Fd& Fd::operator=(Fd&& o) noexcept {
+  if (this != &o) {
+    Reset();
+    fd_ = std::exchange(o.fd_, -1);
+  }
+  return *this;
+}
+
+void Fd::Reset() {
+  if (fd_ >= 0) close(fd_);
+  fd_ = -1;
+}
+
+std::string Address::ToString() const {
+  if (kind == Kind::kUnix) return "unix:" + path;
+  return "tcp:" + host + ":" + std::to_string(port);
+}
+
+Result<Address> ParseAddress(const std::string& text) {
+  Address a;
+  if (text.rfind("unix:", 0) == 0) {
+    a.kind = Address::Kind::kUnix;
+    a.path = text.substr(5);
+    if (a.path.empty()) return Status::Error("address '" + text + "': empty unix path");
+    if (a.path.size() >= sizeof(sockaddr_un::sun_path))
+      return Status::Error("address '" + text + "': unix path too long");
+    return a;
+  }
+  std::string rest = text.rfind("tcp:", 0) == 0 ? text.substr(4) : text;
+  size_t colon = rest.rfind(':');
+  if (colon == std::string::npos || colon == 0)
+    return Status::Error("address '" + text + "': expected unix:PATH or [tcp:]HOST:PORT");
+  a.host = rest.substr(0, colon);
+  if (a.host.size() > 2 && a.host.front() == '[' && a.host.back() == ']')
+    a.host = a.host.substr(1, a.host.size() - 2);
+  std::string port = rest.substr(colon + 1);
+  char* end = nullptr;
+  long p = strtol(port.c_str(), &end, 10);
+  if (port.empty() || *end != '\0' || p < 0 || p > 65535)
+    return Status::Error("address '" + text + "': bad port '" + port + "'");
+  a.port = uint16_t(p);
+  return a;
+}
+
+Status SetNonBlocking(int fd) {
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+    return Status::Error(std::string("fcntl: ") + strerror(errno));
+  return Status::Ok();
+}
+
+namespace {
+
+Status Errno(const std::string& what, const Address& addr) {
+  return Status::Error(what + " " + addr.ToString() + ": " + strerror(errno));
+}
+
+Result<sockaddr_un> UnixSockaddr(const Address& addr) {
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  memcpy(sa.sun_path, addr.path.c_str(), addr.path.size() + 1);
+  return sa;
+}
+
+// Resolves a TCP address (numeric or name) to the first usable sockaddr.
+Result<sockaddr_storage> TcpSockaddr(const Address& addr, socklen_t* len) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV | (addr.host.empty() ? AI_PASSIVE : 0);
+  addrinfo* res = nullptr;
+  std::string port = std::to_string(addr.port);
+  int rc = getaddrinfo(addr.host.empty() ? nullptr : addr.host.c_str(), port.c_str(), &hints,
+                       &res);
+  if (rc != 0 || res == nullptr)
+    return Status::Error("resolve " + addr.ToString() + ": " + gai_strerror(rc));
+  sockaddr_storage ss{};
+  memcpy(&ss, res->ai_addr, res->ai_addrlen);
+  *len = res->ai_addrlen;
+  freeaddrinfo(res);
+  return ss;
+}
+
+Result<Fd> NewSocket(int family, const Address& addr) {
+  Fd fd(socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return Errno("socket for", addr);
+  if (family != AF_UNIX) {
+    int one = 1;
+    setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  }
+  return fd;
+}
+
+}  // namespace
+
+Result<Fd> Listen(const Address& addr, int backlog) {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  int family = AF_UNIX;
+  if (addr.kind == Address::Kind::kUnix) {
+    auto sa = UnixSockaddr(addr);
+    memcpy(&ss, &sa.value(), sizeof(sockaddr_un));
+    len = sizeof(sockaddr_un);
+    unlink(addr.path.c_str());
+  } else {
+    auto r = TcpSockaddr(addr, &len);
+    if (!r.ok()) return r.status();
+    ss = r.value();
+    family = ss.ss_family;
+  }
+  auto fd = NewSocket(family, addr);
+  if (!fd.ok()) return fd.status();
+  if (bind(fd->get(), reinterpret_cast<sockaddr*>(&ss), len) < 0) return Errno("bind", addr);
+  if (listen(fd->get(), backlog) < 0) return Errno("listen on", addr);
+  GANGMIG_RETURN_IF_ERROR(SetNonBlocking(fd->get()));
+  return std::move(fd).value();
+}
+
+Result<Fd> Connect(const Address& addr, int timeout_ms) {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  int family = AF_UNIX;
+  if (addr.kind == Address::Kind::kUnix) {
+    auto sa = UnixSockaddr(addr);
+    memcpy(&ss, &sa.value(), sizeof(sockaddr_un));
+    len = sizeof(sockaddr_un);
+  } else {
+    auto r = TcpSockaddr(addr, &len);
+    if (!r.ok()) return r.status();
+    ss = r.value();
+    family = ss.ss_family;
+  }
+  auto fd = NewSocket(family, addr);
+  if (!fd.ok()) return fd.status();
+  GANGMIG_RETURN_IF_ERROR(SetNonBlocking(fd->get()));
+  if (connect(fd->get(), reinterpret_cast<sockaddr*>(&ss), len) < 0) {
+    if (errno != EINPROGRESS && errno != EAGAIN) return Errno("connect to", addr);
+    pollfd p{fd->get(), POLLOUT, 0};
+    int rc = poll(&p, 1, timeout_ms);
+    if (rc == 0) return Status::Error("connect to " + addr.ToString() + ": timed out");
+    int err = 0;
+    socklen_t elen = sizeof(err);
+    getsockopt(fd->get(), SOL_SOCKET, SO_ERROR, &err, &elen);
+    if (err != 0) {
+      errno = err;
+      return Errno("connect to", addr);
+    }
+  }
+  return std::move(fd).value();
+}
+
+Result<Fd> Accept(int listen_fd) {
+  int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  if (fd < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return Fd();
+    return Status::Error(std::string("accept: ") + strerror(errno));
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));  // fails harmlessly on unix
+  return Fd(fd);
+}
+
+Result<uint16_t> LocalPort(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) < 0)
+    return Status::Error(std::string("getsockname: ") + strerror(errno));
+  if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  if (ss.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+  return Status::Error("getsockname: not a TCP socket");
+}
+
+static Status WaitFor(int fd, short events, int64_t deadline_us, const char* what) {
+  int64_t left_ms = (deadline_us - MonotonicMicros()) / 1000;
+  if (left_ms <= 0) return Status::Error(std::string(what) + ": timed out");
+  pollfd p{fd, events, 0};
+  if (poll(&p, 1, int(left_ms)) == 0) return Status::Error(std::string(what) + ": timed out");
+  return Status::Ok();
+}
+
+Status ReadFull(int fd, uint8_t* buf, size_t n, int timeout_ms) {
+  int64_t deadline = MonotonicMicros() + int64_t(timeout_ms) * 1000;
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = read(fd, buf + got, n - got);
+    if (r > 0) {
+      got += size_t(r);
+    } else if (r == 0) {
+      return Status::Error("peer closed the connection");
+    } else if (errno == EAGAIN || errno == EINTR) {
+      GANGMIG_RETURN_IF_ERROR(WaitFor(fd, POLLIN, deadline, "read"));
+    } else {
+      return Status::Error(std::string("read: ") + strerror(errno));
+    }
+  }
+  return Status::Ok();
+}
+
+Status WriteFull(int fd, ByteView data, int timeout_ms) {
+  int64_t deadline = MonotonicMicros() + int64_t(timeout_ms) * 1000;
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t r = send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL);
+    if (r > 0) {
+      done += size_t(r);
+    } else if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
+      GANGMIG_RETURN_IF_ERROR(WaitFor(fd, POLLOUT, deadline, "write"));
+    } else {
+      return Status::Error(std::string("write: ") + strerror(errno));
+    }
+  }
+  return Status::Ok();
+}
+
+Result<size_t> OutQueue::WriteTo(int fd) {
+  size_t total = 0;
+  while (head_ < buf_.size()) {
+    ssize_t r = send(fd, buf_.data() + head_, buf_.size() - head_, MSG_NOSIGNAL);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      return Status::Error(strerror(errno));
+    }
+    head_ += size_t(r);
+    total += size_t(r);
+  }
+  if (head_ == buf_.size()) {
+    buf_.clear();
+    head_ = 0;
+  } else if (head_ > (1u << 20) && head_ > buf_.size() / 2) {
+    buf_.erase(buf_.begin(), buf_.begin() + long(head_));
+    head_ = 0;
+  }
+  return total;
+}
+
+}  // namespace gangmig::net

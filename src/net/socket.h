@@ -1,0 +1,71 @@
+// Sockets: addresses ("unix:PATH", "tcp:HOST:PORT", "HOST:PORT"), RAII file descriptors,
+// listen/connect/accept, and a byte queue that drains into a non-blocking socket.
+// Everything here is OS-facing and returns Status values with the address in the text.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+
+#include "base/bytes.h"
+#include "base/status.h"
+
+namespace gangmig::net {
+
+// Owns one file descriptor; closes it on destruction.
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  Fd& operator=(Fd&& o) noexcept;
+  ~Fd() { Reset(); }
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  void Reset();
+
+ private:
+  int fd_ = -1;
+};
+
+struct Address {
+  enum class Kind { kUnix, kTcp } kind = Kind::kTcp;
+  std::string path;  // kUnix
+  std::string host;  // kTcp
+  uint16_t port = 0;
+  std::string ToString() const;  // "unix:PATH" or "tcp:HOST:PORT"
+};
+
+// Parses "unix:PATH", "tcp:HOST:PORT" or bare "HOST:PORT" (tcp).
+Result<Address> ParseAddress(const std::string& text);
+
+// Listening socket (non-blocking). A unix path is unlinked first.
+Result<Fd> Listen(const Address& addr, int backlog = 16);
+// Blocking connect with a timeout; the returned socket is non-blocking.
+Result<Fd> Connect(const Address& addr, int timeout_ms);
+// Accepts one pending connection (non-blocking). Returns an invalid Fd if none is pending.
+Result<Fd> Accept(int listen_fd);
+// The port a TCP listener is bound to (for port 0 listeners).
+Result<uint16_t> LocalPort(int fd);
+
+Status SetNonBlocking(int fd);
+// Reads exactly `n` bytes, waiting at most `timeout_ms` in total (handshakes only).
+Status ReadFull(int fd, uint8_t* buf, size_t n, int timeout_ms);
+Status WriteFull(int fd, ByteView data, int timeout_ms);
+
+// A FIFO of bytes waiting to be written to a non-blocking fd.
+class OutQueue {
+ public:
+  void Append(ByteView b) { PutBytes(&buf_, b); }
+  Bytes* tail() { return &buf_; }  // append directly (e.g. sealing a record in place)
+  size_t size() const { return buf_.size() - head_; }
+  bool empty() const { return size() == 0; }
+  // Writes as much as the fd takes. Returns bytes written, or an error (peer gone).
+  Result<size_t> WriteTo(int fd);
+
+ private:
+  Bytes buf_;
+  size_t head_ = 0;
+};
+
+}  // namespace gangmig::net

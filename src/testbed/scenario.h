@@ -1,0 +1,65 @@
+// A gang scenario on one machine, shared by `gangmig demo` and the end-to-end tests:
+// N source VMs booted from the project's guest image, N paused destination VMs waiting
+// for an incoming migration, the same QEMU migration settings on every source, and the
+// byte-for-byte RAM check afterwards. It owns every QEMU it starts and every file in its
+// work directory.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "migrate/report.h"
+#include "testbed/guest_image.h"
+#include "testbed/qemu_vm.h"
+#include "testbed/ram_compare.h"
+
+namespace gangmig::testbed {
+
+struct ScenarioConfig {
+  int vms = 4;
+  int mem_mib = 256;
+  int workload_mib = 64;     // memory each guest's workload fills
+  int dirty_rate = 0;        // pages/s each guest keeps re-dirtying
+  bool tcp_destinations = false;  // destinations listen on tcp:127.0.0.1:PORT (direct)
+  bool return_path = false;  // migration capability return-path on every source
+  int64_t max_bandwidth = 0; // bytes/s for QEMU's max-bandwidth (0: QEMU's default)
+  int first_port = 47000;    // tcp destinations use first_port + i
+  int boot_timeout_ms = 180000;
+  std::string workdir;       // must exist
+  std::string name_prefix = "vm";
+  GuestImage image;
+};
+
+class Scenario {
+ public:
+  explicit Scenario(ScenarioConfig config) : config_(std::move(config)) {}
+  ~Scenario();  // stops every VM still running
+
+  // Starts the destinations (paused, -incoming), boots the sources and waits until every
+  // guest's workload is ready, then applies the migration settings to the sources.
+  Status Start();
+  // What `gangmig migrate` needs for each VM (source qmp, dest, dest-qmp).
+  std::vector<migrate::VmSpec> Specs() const;
+  // Compares each source's RAM file with its destination's. Error text names the VM and
+  // the first differing offset.
+  Status CheckRamIdentical(std::vector<RamDiff>* diffs = nullptr);
+  // Number of distinct non-zero pages over every source RAM file (a lower bound on what
+  // any page-level scheme must send).
+  Result<uint64_t> DistinctNonZeroPages() const;
+  // Stops every VM (and removes their files).
+  Status StopAll();
+
+  std::vector<std::unique_ptr<QemuVm>>& sources() { return sources_; }
+  std::vector<std::unique_ptr<QemuVm>>& destinations() { return dests_; }
+
+ private:
+  VmConfig SourceConfig(int i) const;
+  Status ApplyMigrationSettings(QemuVm& vm);
+
+  ScenarioConfig config_;
+  std::vector<std::unique_ptr<QemuVm>> sources_, dests_;
+};
+
+}  // namespace gangmig::testbed
