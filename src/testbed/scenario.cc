@@ -18,7 +18,7 @@ VmConfig Scenario::SourceConfig(int i) const {
   c.seed = i + 1;
   c.workload_mib = config_.workload_mib;
   c.dirty_rate = config_.dirty_rate;
-  c.keep_ram_file = false;
+  c.keep_ram_file = config_.keep_ram_files;
   c.kill_with_parent = false;
   c.start_timeout_ms = 30000;
   return c;

@@ -29,6 +29,7 @@ struct ScenarioConfig {
   int boot_timeout_ms = 180000;
   std::string workdir;       // must exist
   std::string name_prefix = "vm";
+  bool keep_ram_files = false;  // leave <name>.ram files when VMs stop (for inspection)
   GuestImage image;
 };
 
