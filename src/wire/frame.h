@@ -1,0 +1,77 @@
+// Frames: the messages inside a record body. A body holds one or more whole frames; a
+// frame never spans records. The Append* functions encode one frame each (pure, append
+// to a buffer); FrameReader walks the frames of one verified body and checks their
+// structure (type, field ranges, lengths). Whether a frame makes sense at this point of
+// the session (vm opened? page id already sent? right direction?) is the session layer's
+// business. Format: docs/WIRE.md.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "base/bytes.h"
+#include "base/status.h"
+#include "wire/wire_format.h"
+
+namespace gangmig::wire {
+
+// ---- Encoding. REQUIRES for all: vm < kMaxVms, channel < kMaxChannels. ------------------
+
+// REQUIRES: 1 <= json.size() <= kMaxJsonLen
+void AppendVmOpen(Bytes* out, uint16_t vm, std::string_view json);
+// REQUIRES: 1 <= data.size() <= kMaxDataLen
+void AppendData(Bytes* out, uint16_t vm, uint8_t channel, ByteView data);
+// REQUIRES: page.size() == kPageSize
+void AppendPage(Bytes* out, uint16_t vm, uint8_t channel, ByteView page);
+void AppendRef(Bytes* out, uint16_t vm, uint8_t channel, uint32_t page_id);
+void AppendChannelOpen(Bytes* out, uint16_t vm, uint8_t channel);
+void AppendChannelEof(Bytes* out, uint16_t vm, uint8_t channel);
+// REQUIRES: 1 <= data.size() <= kMaxDataLen
+void AppendRpData(Bytes* out, uint16_t vm, uint8_t channel, ByteView data);
+void AppendRpEof(Bytes* out, uint16_t vm, uint8_t channel);
+// REQUIRES: 1 <= json.size() <= kMaxJsonLen
+void AppendVmEvent(Bytes* out, uint16_t vm, std::string_view json);
+// A reason longer than kMaxJsonLen bytes is cut to that length.
+void AppendAbort(Bytes* out, std::string_view reason);
+void AppendGoodbye(Bytes* out);
+
+// ---- Decoding ------------------------------------------------------------------------
+
+// The name used in docs and messages ("DATA", "RP_EOF", ...), or nullptr if unknown.
+const char* FrameTypeName(FrameType type);
+
+enum class Peer { kSender, kReceiver };
+// Whether `from` may send frames of `type` (ABORT: both; GOODBYE: sender only; ...).
+bool MaySend(Peer from, FrameType type);
+
+// One decoded frame. Fields a type does not have stay 0.
+struct Frame {
+  FrameType type = FrameType::kGoodbye;
+  uint16_t vm = 0;
+  uint8_t channel = 0;
+  uint32_t page_id = 0;  // REF only
+  ByteView payload;      // DATA/RP_DATA bytes, PAGE content, JSON, ABORT reason
+};
+
+// Walks the frames of one record body.
+class FrameReader {
+ public:
+  // `body` must outlive the reader and every Frame it returns (payloads point into it).
+  explicit FrameReader(ByteView body) : body_(body) {}
+
+  // true: *f is the next frame; false: the body is exhausted; error: the frame at
+  // offset() is malformed ("frame at offset O: ..."); calling again repeats the error.
+  Result<bool> Next(Frame* f);
+  // Offset in the body of the next frame to read.
+  size_t offset() const { return pos_; }
+
+ private:
+  Status Error(const std::string& message) const;
+
+  ByteView body_;
+  size_t pos_ = 0;
+};
+
+}  // namespace gangmig::wire

@@ -1,0 +1,83 @@
+// The handshake that opens every gangmig connection: both peers prove that they hold
+// the shared key file without sending it, and derive one record key per direction.
+// The client is the sender (source host), the server the receiver (destination host).
+// Pure: the caller moves the fixed-size messages over the socket. Format: docs/WIRE.md.
+//
+//   client                                   server
+//   Hello()             -- ClientHello  -->  OnClientHello()
+//   OnServerHello()     <-- ServerHello --   (returns ServerHello)
+//   (returns ClientProof) -- ClientProof -->  OnClientProof()
+//   keys()                                   keys()
+#pragma once
+
+#include <array>
+
+#include "base/bytes.h"
+#include "base/status.h"
+#include "wire/wire_format.h"
+
+namespace gangmig::wire {
+
+using Nonce = std::array<uint8_t, kNonceSize>;
+
+// The two record keys of a session (kSessionKeySize bytes each).
+struct SessionKeys {
+  Bytes c2s;  // sender -> receiver records
+  Bytes s2c;  // receiver -> sender records
+};
+
+// OK when `key` can serve as the shared key (at least kMinKeySize bytes).
+Status ValidateKey(ByteView key);
+
+// A fresh random nonce from the OpenSSL CSPRNG (aborts if the CSPRNG fails).
+Nonce RandomNonce();
+
+class ClientHandshake {
+ public:
+  // REQUIRES: ValidateKey(key).ok(). The key is copied (and wiped on destruction).
+  explicit ClientHandshake(ByteView key);
+  // Fixed nonce, for tests and golden vectors only.
+  ClientHandshake(ByteView key, const Nonce& nonce_c);
+  ~ClientHandshake();
+
+  // The ClientHello (kClientHelloSize bytes) to send first.
+  Bytes Hello() const;
+  // Checks the server's hello and proof; returns the ClientProof to send.
+  // REQUIRES: server_hello.size() == kServerHelloSize (checked; an error otherwise).
+  Result<Bytes> OnServerHello(ByteView server_hello);
+  // REQUIRES: OnServerHello() succeeded.
+  const SessionKeys& keys() const { return keys_; }
+
+ private:
+  Bytes key_;
+  Nonce nonce_c_;
+  SessionKeys keys_;
+};
+
+class ServerHandshake {
+ public:
+  // REQUIRES: ValidateKey(key).ok(). The key is copied (and wiped on destruction).
+  explicit ServerHandshake(ByteView key);
+  // Fixed nonce, for tests and golden vectors only.
+  ServerHandshake(ByteView key, const Nonce& nonce_s);
+  ~ServerHandshake();
+
+  // Checks the client's hello; returns the ServerHello (with the server's proof).
+  // REQUIRES: client_hello.size() == kClientHelloSize (checked; an error otherwise).
+  Result<Bytes> OnClientHello(ByteView client_hello);
+  // Checks the client's proof in constant time. Nothing else from the client may be
+  // trusted before this returns OK.
+  // REQUIRES: OnClientHello() succeeded.
+  Status OnClientProof(ByteView proof);
+  // REQUIRES: OnClientProof() succeeded.
+  const SessionKeys& keys() const { return keys_; }
+
+ private:
+  Bytes key_;
+  Nonce nonce_s_;
+  Nonce nonce_c_{};
+  bool have_hello_ = false;
+  SessionKeys keys_;
+};
+
+}  // namespace gangmig::wire

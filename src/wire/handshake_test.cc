@@ -1,0 +1,189 @@
+#include "wire/handshake.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "wire/hmac.h"
+
+namespace gangmig::wire {
+namespace {
+
+const Bytes kKey(32, 0x42);
+const Bytes kOtherKey(32, 0x43);
+
+struct Outcome {
+  Status client;  // OnServerHello
+  Status server;  // OnClientProof (not run when the client refused)
+};
+
+Outcome Handshake(ClientHandshake& c, ServerHandshake& s) {
+  Result<Bytes> server_hello = s.OnClientHello(c.Hello());
+  EXPECT_TRUE(server_hello.ok());
+  Result<Bytes> proof = c.OnServerHello(*server_hello);
+  if (!proof.ok()) return {proof.status(), Status::Ok()};
+  return {Status::Ok(), s.OnClientProof(*proof)};
+}
+
+TEST(WireHandshake, SucceedsAndBothSidesAgreeOnKeys) {
+  ClientHandshake c(kKey);
+  ServerHandshake s(kKey);
+  Outcome o = Handshake(c, s);
+  ASSERT_TRUE(o.client.ok()) << o.client.message();
+  ASSERT_TRUE(o.server.ok()) << o.server.message();
+  EXPECT_EQ(c.keys().c2s, s.keys().c2s);
+  EXPECT_EQ(c.keys().s2c, s.keys().s2c);
+  EXPECT_EQ(c.keys().c2s.size(), kSessionKeySize);
+  EXPECT_NE(c.keys().c2s, c.keys().s2c);
+  EXPECT_EQ(c.Hello().size(), kClientHelloSize);
+}
+
+TEST(WireHandshake, EverySessionHasFreshKeys) {
+  ClientHandshake c1(kKey), c2(kKey);
+  ServerHandshake s1(kKey), s2(kKey);
+  ASSERT_TRUE(Handshake(c1, s1).server.ok());
+  ASSERT_TRUE(Handshake(c2, s2).server.ok());
+  EXPECT_NE(c1.Hello(), c2.Hello());
+  EXPECT_NE(c1.keys().c2s, c2.keys().c2s);
+}
+
+TEST(WireHandshake, SenderRefusesReceiverWithoutTheKey) {
+  ClientHandshake c(kKey);
+  ServerHandshake s(kOtherKey);
+  Outcome o = Handshake(c, s);
+  ASSERT_FALSE(o.client.ok());
+  EXPECT_EQ(o.client.message(),
+            "handshake: the receiver does not know the shared key (proof mismatch)");
+}
+
+TEST(WireHandshake, ReceiverRefusesSenderWithoutTheKey) {
+  // An impostor sender skips the check of proof_s and answers with a proof made from
+  // the key it has.
+  Nonce nc{}, ns{};
+  ns[0] = 1;
+  ClientHandshake c(kOtherKey, nc);
+  ServerHandshake s(kKey, ns);
+  ASSERT_TRUE(s.OnClientHello(c.Hello()).ok());
+  Mac forged = HmacSha256Of(kOtherKey, {AsBytes(kClientProofLabel), nc, ns});
+  Status st = s.OnClientProof(forged);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.message(), "handshake: the sender does not know the shared key (proof mismatch)");
+}
+
+TEST(WireHandshake, ReplayedClientProofIsRefused) {
+  ClientHandshake c(kKey);
+  ServerHandshake s1(kKey), s2(kKey);
+  Bytes hello = c.Hello();
+  ASSERT_TRUE(s2.OnClientHello(hello).ok());
+  Result<Bytes> proof = c.OnServerHello(*s1.OnClientHello(hello));
+  ASSERT_TRUE(proof.ok());
+  ASSERT_TRUE(s1.OnClientProof(*proof).ok());
+  Status st = s2.OnClientProof(*proof);  // same client hello, other server nonce
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.message(), "handshake: the sender does not know the shared key (proof mismatch)");
+}
+
+TEST(WireHandshake, TamperedNoncesAreDetected) {
+  ClientHandshake c(kKey);
+  ServerHandshake s(kKey);
+  Bytes hello = c.Hello();
+  hello[kHelloHeaderSize] ^= 1;  // a middleman changes nonce_c
+  Result<Bytes> sh = s.OnClientHello(hello);
+  ASSERT_TRUE(sh.ok());
+  Result<Bytes> proof = c.OnServerHello(*sh);
+  ASSERT_FALSE(proof.ok());
+  EXPECT_EQ(proof.status().message(),
+            "handshake: the receiver does not know the shared key (proof mismatch)");
+
+  ClientHandshake c2(kKey);
+  ServerHandshake s2(kKey);
+  Bytes sh2 = *s2.OnClientHello(c2.Hello());
+  sh2[kHelloHeaderSize + 5] ^= 1;  // ... or nonce_s
+  EXPECT_FALSE(c2.OnServerHello(sh2).ok());
+}
+
+TEST(WireHandshake, BadMagic) {
+  ServerHandshake s(kKey);
+  std::string http = "GET / HTTP/1.1\r\nHost: example\r\n\r\n.......";
+  ASSERT_EQ(http.size(), kClientHelloSize);
+  Result<Bytes> r = s.OnClientHello(AsBytes(http));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "handshake: bad magic (not a gangmig peer)");
+
+  ClientHandshake c(kKey);
+  ServerHandshake s2(kKey);
+  Bytes sh = *s2.OnClientHello(c.Hello());
+  sh[0] = 'X';
+  Result<Bytes> r2 = c.OnServerHello(sh);
+  ASSERT_FALSE(r2.ok());
+  EXPECT_EQ(r2.status().message(), "handshake: bad magic (not a gangmig peer)");
+}
+
+TEST(WireHandshake, UnsupportedVersion) {
+  ClientHandshake c(kKey);
+  Bytes hello = c.Hello();
+  hello[4] = 0;
+  hello[5] = 2;
+  ServerHandshake s(kKey);
+  Result<Bytes> r = s.OnClientHello(hello);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(),
+            "handshake: unsupported protocol version 2 (this build speaks 1)");
+
+  ServerHandshake s2(kKey);
+  Bytes sh = *s2.OnClientHello(c.Hello());
+  sh[4] = 1;
+  sh[5] = 0;  // 256
+  Result<Bytes> r2 = c.OnServerHello(sh);
+  ASSERT_FALSE(r2.ok());
+  EXPECT_EQ(r2.status().message(),
+            "handshake: unsupported protocol version 256 (this build speaks 1)");
+}
+
+TEST(WireHandshake, UnknownFlags) {
+  ClientHandshake c(kKey);
+  Bytes hello = c.Hello();
+  hello[7] = 0x01;
+  ServerHandshake s(kKey);
+  Result<Bytes> r = s.OnClientHello(hello);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(),
+            "handshake: unknown flags 0x0001 (protocol version 1 defines none)");
+}
+
+TEST(WireHandshake, WrongMessageSizes) {
+  ClientHandshake c(kKey);
+  ServerHandshake s(kKey);
+  Bytes hello = c.Hello();
+  hello.pop_back();
+  Result<Bytes> r = s.OnClientHello(hello);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "handshake: ClientHello is 39 bytes (expected 40)");
+
+  Status early = s.OnClientProof(Bytes(32));
+  ASSERT_FALSE(early.ok());
+  EXPECT_EQ(early.message(), "handshake: ClientProof before ClientHello");
+
+  Bytes sh = *s.OnClientHello(c.Hello());
+  sh.push_back(0);
+  Result<Bytes> r2 = c.OnServerHello(sh);
+  ASSERT_FALSE(r2.ok());
+  EXPECT_EQ(r2.status().message(), "handshake: ServerHello is 73 bytes (expected 72)");
+
+  Status st = s.OnClientProof(Bytes(31));
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.message(), "handshake: ClientProof is 31 bytes (expected 32)");
+}
+
+TEST(WireHandshake, KeyTooShort) {
+  Status st = ValidateKey(Bytes(15, 'k'));
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.message(), "key file: key must be at least 16 bytes (got 15)");
+  Status empty = ValidateKey(ByteView());
+  ASSERT_FALSE(empty.ok());
+  EXPECT_EQ(empty.message(), "key file: key must be at least 16 bytes (got 0)");
+  EXPECT_TRUE(ValidateKey(Bytes(16, 'k')).ok());
+}
+
+}  // namespace
+}  // namespace gangmig::wire

@@ -1,0 +1,42 @@
+// HMAC-SHA256 over OpenSSL's EVP_MAC, the one MAC of the wire protocol: handshake proofs
+// and session keys (one-shot HmacSha256Of) and record tags (a reusable HmacSha256 that is
+// keyed once and then restarted per record, which is what makes small records cheap).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <initializer_list>
+
+#include "base/bytes.h"
+#include "wire/wire_format.h"
+
+struct evp_mac_ctx_st;
+
+namespace gangmig::wire {
+
+using Mac = std::array<uint8_t, kMacSize>;
+
+// A keyed HMAC-SHA256 that computes any number of MACs with the same key.
+// Not copyable; one per direction of a session.
+class HmacSha256 {
+ public:
+  explicit HmacSha256(ByteView key);
+  ~HmacSha256();
+  HmacSha256(const HmacSha256&) = delete;
+  HmacSha256& operator=(const HmacSha256&) = delete;
+
+  // Starts a new MAC (discarding any unfinished one).
+  void Begin();
+  // REQUIRES: Begin() was called since the last Finish().
+  void Update(ByteView data);
+  // Finishes the MAC started by Begin() and returns it.
+  Mac Finish();
+
+ private:
+  evp_mac_ctx_st* ctx_;
+};
+
+// HMAC-SHA256(key, parts[0] || parts[1] || ...).
+Mac HmacSha256Of(ByteView key, std::initializer_list<ByteView> parts);
+
+}  // namespace gangmig::wire

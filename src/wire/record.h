@@ -1,0 +1,103 @@
+// The record layer: after the handshake, each direction of the connection is a sequence
+// of records `be32 body_len | body | tag[16]`, where the tag is a truncated
+// HMAC-SHA256 under that direction's session key over the record's sequence number,
+// length and body. RecordSealer makes records; RecordOpener checks and unwraps them
+// from a byte stream that arrives in arbitrary pieces. Both are pure (no sockets).
+// RecordWriter batches frames into records of a target size. Bodies are authenticated,
+// not encrypted. Format: docs/WIRE.md.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "base/bytes.h"
+#include "base/status.h"
+#include "wire/hmac.h"
+#include "wire/wire_format.h"
+
+namespace gangmig::wire {
+
+// Seals bodies into records for one direction. Sequence numbers start at 0.
+class RecordSealer {
+ public:
+  // `key` is the direction's session key (SessionKeys::c2s or ::s2c); it is copied.
+  explicit RecordSealer(ByteView key) : mac_(key) {}
+
+  // Appends one record holding `body` to *out.
+  // REQUIRES: 1 <= body.size() <= kMaxRecordBody
+  void Seal(ByteView body, Bytes* out);
+  // Records sealed so far (= the sequence number of the next one).
+  uint64_t records() const { return seq_; }
+
+ private:
+  HmacSha256 mac_;
+  uint64_t seq_ = 0;
+};
+
+// Reassembles and verifies the records of one direction from the bytes as they arrive.
+// The first failure (bad length, bad tag) is final: every later Next() returns it again.
+class RecordOpener {
+ public:
+  // `key` is the direction's session key; it is copied.
+  explicit RecordOpener(ByteView key) : mac_(key) {}
+
+  // Buffers bytes received from the peer (ignored after a failure).
+  void Feed(ByteView data);
+  // true: *body holds the next verified body; false: a whole record is not buffered
+  // yet (Feed more); error: "record N: bad authentication tag" or
+  // "record N: bad length L (max M)", N being the record's sequence number.
+  Result<bool> Next(Bytes* body);
+  // At end of stream: OK when no partial record is buffered, else
+  // "record N: stream ended inside the record (have X of Y bytes)" (Y may read
+  // "at least 21" when even the length is incomplete).
+  Status AtEnd() const;
+
+  uint64_t records() const { return seq_; }               // bodies returned so far
+  size_t buffered() const { return buf_.size() - pos_; }  // bytes not yet returned
+
+ private:
+  Status Fail(std::string message);
+
+  HmacSha256 mac_;
+  Bytes buf_;
+  size_t pos_ = 0;  // start of the first unreturned record in buf_
+  uint64_t seq_ = 0;
+  Status error_;
+};
+
+// How many body bytes RecordWriter gathers before sealing a record. A sender policy,
+// not part of the format: any body of 1..kMaxRecordBody bytes is valid.
+inline constexpr size_t kDefaultTargetBody = 256 * 1024;
+
+// Batches frames into records: frames are appended to a pending body, which is sealed
+// once it reaches the target size (amortizing the 20-byte overhead and the MAC setup).
+// A record never exceeds kMaxRecordBody and never splits a frame. Used by both peers.
+class RecordWriter {
+ public:
+  // `sealer` must outlive the writer. REQUIRES: 1 <= target_body <= kMaxRecordBody
+  explicit RecordWriter(RecordSealer* sealer, size_t target_body = kDefaultTargetBody);
+
+  // The pending body (a stable pointer). Append frames to it with the Append*
+  // functions of frame.h, then call SealIfFull(), after each frame or after a batch.
+  // REQUIRES: it holds only whole, valid frames whenever SealIfFull/Flush is called.
+  Bytes* frames() { return &pending_; }
+  // Appends records to *out while the pending body is at least target_body bytes.
+  void SealIfFull(Bytes* out);
+  // Appends whatever is pending as records to *out (nothing if nothing is pending).
+  void Flush(Bytes* out);
+
+  size_t pending() const { return pending_.size(); }
+
+ private:
+  void SealOversized(Bytes* out);
+  size_t CutPoint() const;
+  void SealPrefix(size_t n, Bytes* out);
+
+  RecordSealer* sealer_;
+  size_t target_;
+  Bytes pending_;
+  size_t boundary_ = 0;  // a frame boundary in pending_ (its size at the last call)
+};
+
+}  // namespace gangmig::wire

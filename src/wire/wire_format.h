@@ -1,0 +1,82 @@
+// Constants of the gangmig wire protocol, version 1: the handshake messages, the record
+// layer and the frame types. Constants only; the format itself is described in
+// docs/WIRE.md, and the code that reads and writes it lives in handshake.h, record.h and
+// frame.h. Changing any value here changes the protocol: bump kProtocolVersion.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace gangmig::wire {
+
+// ---- Handshake -----------------------------------------------------------------------
+inline constexpr uint8_t kMagic[4] = {'G', 'G', 'M', 'G'};
+inline constexpr uint16_t kProtocolVersion = 1;
+inline constexpr uint16_t kHelloFlags = 0;  // no flags are defined in version 1
+
+inline constexpr size_t kMinKeySize = 16;  // bytes of the shared key file, at least
+inline constexpr size_t kNonceSize = 32;
+inline constexpr size_t kMacSize = 32;  // HMAC-SHA256 output: proofs and session keys
+inline constexpr size_t kSessionKeySize = kMacSize;
+
+// magic[4] | be16 version | be16 flags
+inline constexpr size_t kHelloHeaderSize = 8;
+// header | nonce_c[32]
+inline constexpr size_t kClientHelloSize = kHelloHeaderSize + kNonceSize;  // 40
+// header | nonce_s[32] | proof_s[32]
+inline constexpr size_t kServerHelloSize = kHelloHeaderSize + kNonceSize + kMacSize;  // 72
+// proof_c[32]
+inline constexpr size_t kClientProofSize = kMacSize;  // 32
+
+// HMAC labels, used as the first bytes of the MAC input (no terminating NUL).
+inline constexpr std::string_view kServerProofLabel = "gangmig v1 server";
+inline constexpr std::string_view kClientProofLabel = "gangmig v1 client";
+inline constexpr std::string_view kClientToServerLabel = "gangmig v1 c2s";
+inline constexpr std::string_view kServerToClientLabel = "gangmig v1 s2c";
+
+// ---- Record layer --------------------------------------------------------------------
+// be32 body_len | body[body_len] | tag[16]
+inline constexpr size_t kRecordHeaderSize = 4;
+inline constexpr size_t kRecordTagSize = 16;  // truncated HMAC-SHA256
+inline constexpr size_t kRecordOverhead = kRecordHeaderSize + kRecordTagSize;
+inline constexpr size_t kMaxRecordBody = (1u << 20) + 64;  // 1 MiB + 64
+// MAC input prefix: be64 sequence | be32 body_len
+inline constexpr size_t kRecordMacPrefixSize = 12;
+
+// ---- Frames --------------------------------------------------------------------------
+enum class FrameType : uint8_t {
+  kVmOpen = 0x01,       // sender:   be16 vm | be16 len | JSON
+  kData = 0x02,         // sender:   be16 vm | u8 channel | be32 len | bytes
+  kPage = 0x03,         // sender:   be16 vm | u8 channel | page[4096]
+  kRef = 0x04,          // sender:   be16 vm | u8 channel | be32 page_id
+  kChannelOpen = 0x05,  // sender:   be16 vm | u8 channel
+  kChannelEof = 0x06,   // sender:   be16 vm | u8 channel
+  kRpData = 0x10,       // receiver: be16 vm | u8 channel | be32 len | bytes
+  kRpEof = 0x11,        // receiver: be16 vm | u8 channel
+  kVmEvent = 0x12,      // receiver: be16 vm | be16 len | JSON
+  kAbort = 0x20,        // either:   be16 len | UTF-8 reason
+  kGoodbye = 0x21,      // sender:   (no fields)
+};
+
+inline constexpr size_t kMaxVms = 1024;     // vm ids 0..1023
+inline constexpr size_t kMaxChannels = 64;  // channel ids 0..63; 0 is the main channel
+inline constexpr size_t kPageSize = 4096;
+inline constexpr size_t kMaxDataLen = 1u << 20;  // DATA and RP_DATA payload, 1..1 MiB
+inline constexpr size_t kMaxJsonLen = 65535;     // VM_OPEN, VM_EVENT; also ABORT reasons
+
+// Fixed part of each frame, type byte included.
+inline constexpr size_t kVmOpenHeaderSize = 5;           // type | vm | len
+inline constexpr size_t kDataHeaderSize = 8;             // type | vm | channel | len
+inline constexpr size_t kPageFrameSize = 4 + kPageSize;  // type | vm | channel | page
+inline constexpr size_t kRefFrameSize = 8;               // type | vm | channel | page_id
+inline constexpr size_t kChannelFrameSize = 4;           // type | vm | channel
+inline constexpr size_t kVmEventHeaderSize = 5;          // type | vm | len
+inline constexpr size_t kAbortHeaderSize = 3;            // type | len
+inline constexpr size_t kGoodbyeFrameSize = 1;           // type
+inline constexpr size_t kMaxFrameSize = kDataHeaderSize + kMaxDataLen;
+
+static_assert(kMaxFrameSize <= kMaxRecordBody, "the largest frame must fit in one record");
+static_assert(kMaxRecordBody < (size_t{1} << 32), "body_len is a be32");
+
+}  // namespace gangmig::wire
