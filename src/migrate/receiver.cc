@@ -26,7 +26,7 @@
 #include <vector>
 
 #include "base/clock.h"
-#include "index/page_index.h"
+#include "migrate/page_codec.h"
 #include "migrate/vm_monitor.h"
 #include "net/socket.h"
 #include "wire/frame.h"
@@ -37,6 +37,18 @@ namespace gangmig::migrate {
 namespace {
 
 using nlohmann::json;
+
+// Debugging aid, as in sender.cc: GANGMIG_TEE_DIR receives a copy of every rebuilt stream.
+void Tee(const char* side, uint16_t vm, uint8_t ch, ByteView data) {
+  static const char* dir = getenv("GANGMIG_TEE_DIR");
+  if (!dir) return;
+  std::string path = std::string(dir) + "/" + side + "-vm" + std::to_string(vm) + "-ch" +
+                     std::to_string(ch) + ".bin";
+  FILE* f = fopen(path.c_str(), "ab");
+  if (!f) return;
+  fwrite(data.data(), 1, data.size(), f);
+  fclose(f);
+}
 
 struct DestChannel {
   net::Fd fd;
@@ -89,7 +101,7 @@ class Session {
   wire::RecordWriter writer_;
   net::OutQueue net_out_;
   std::vector<std::unique_ptr<DestVm>> vms_;
-  index::PageStore store_;
+  PageResolver pages_;
   bool goodbye_ = false;
   uint64_t frames_ = 0;
 };
@@ -164,12 +176,19 @@ Status Session::Deliver(DestVm& vm, uint16_t id, uint8_t ch, ByteView bytes) {
                          " after its end");
   c.out.Append(bytes);
   vm.bytes_out += bytes.size();
+  Tee("receiver", id, ch, bytes);
   return Status::Ok();
 }
 
 Status Session::OnFrame(const wire::Frame& f) {
   using wire::FrameType;
   ++frames_;
+  if (!wire::MaySend(wire::Peer::kSender, f.type))
+    return Status::Error(std::string("sender sent a ") + wire::FrameTypeName(f.type) +
+                         " frame, which only a receiver may send");
+  if (goodbye_)
+    return Status::Error(std::string("sender sent a ") + wire::FrameTypeName(f.type) +
+                         " frame after GOODBYE");
   switch (f.type) {
     case FrameType::kVmOpen:
       return OpenVm(f.vm, f.payload);
@@ -187,15 +206,12 @@ Status Session::OnFrame(const wire::Frame& f) {
   switch (f.type) {
     case FrameType::kData:
       return Deliver(vm, f.vm, f.channel, f.payload);
-    case FrameType::kPage: {
-      uint32_t id = store_.Add(f.payload);
-      return Deliver(vm, f.vm, f.channel, store_.Get(id));
+    case FrameType::kPage:
+    case FrameType::kRef: {
+      auto page = pages_.Resolve(f);
+      if (!page.ok()) return page.status();
+      return Deliver(vm, f.vm, f.channel, *page);
     }
-    case FrameType::kRef:
-      if (f.page_id >= store_.size())
-        return Status::Error("REF to page id " + std::to_string(f.page_id) + " but only " +
-                             std::to_string(store_.size()) + " pages were sent");
-      return Deliver(vm, f.vm, f.channel, store_.Get(f.page_id));
     case FrameType::kChannelOpen: {
       if (vm.failed) return Status::Ok();
       Status st = OpenChannel(vm, f.vm, f.channel);
@@ -367,7 +383,7 @@ Status Session::Run() {
     for (auto& vm : vms_) all = all && (vm->reported || vm->failed);
     if (all && net_out_.empty()) {
       Log("session finished: " + std::to_string(vms_.size()) + " VMs, " +
-          std::to_string(store_.size()) + " distinct pages received");
+          std::to_string(pages_.pages()) + " distinct pages received");
       return Status::Ok();
     }
   }

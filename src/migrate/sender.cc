@@ -21,10 +21,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "base/clock.h"
-#include "index/page_index.h"
+#include "migrate/page_codec.h"
 #include "migrate/progress.h"
 #include "migrate/vm_monitor.h"
 #include "net/socket.h"
@@ -40,47 +41,22 @@ using nlohmann::json;
 
 constexpr size_t kReadChunk = 256 * 1024;
 
-struct Shared {
-  Bytes* frames = nullptr;  // the record body being filled
-  index::Fingerprinter fp;
-  index::PageIndex index;
-};
-
-// Turns one channel's parsed stream into frames.
-class Encoder : public qemu_stream::StreamSink {
- public:
-  Encoder(Shared* shared, uint16_t vm, uint8_t channel, VmReport* rep)
-      : shared_(shared), vm_(vm), channel_(channel), rep_(rep) {}
-
-  void OnLiteral(ByteView bytes) override { PutBytes(&literal_, bytes); }
-  void OnPage(ByteView page) override {
-    FlushLiteral();
-    auto look = shared_->index.FindOrInsert(shared_->fp.Of(page));
-    if (look.inserted) {
-      wire::AppendPage(shared_->frames, vm_, channel_, page);
-      ++rep_->pages_sent;
-    } else {
-      wire::AppendRef(shared_->frames, vm_, channel_, look.id);
-      ++rep_->pages_referenced;
-    }
-  }
-  void FlushLiteral() {
-    if (literal_.empty()) return;
-    wire::AppendData(shared_->frames, vm_, channel_, literal_);
-    literal_.clear();
-  }
-
- private:
-  Shared* shared_;
-  uint16_t vm_;
-  uint8_t channel_;
-  VmReport* rep_;
-  Bytes literal_;
-};
+// Debugging aid: with GANGMIG_TEE_DIR set, every stream byte is also appended to
+// $GANGMIG_TEE_DIR/<side>-vm<id>-ch<channel>.bin so both ends can be compared.
+void Tee(const char* side, uint16_t vm, uint8_t ch, ByteView data) {
+  static const char* dir = getenv("GANGMIG_TEE_DIR");
+  if (!dir) return;
+  std::string path = std::string(dir) + "/" + side + "-vm" + std::to_string(vm) + "-ch" +
+                     std::to_string(ch) + ".bin";
+  FILE* f = fopen(path.c_str(), "ab");
+  if (!f) return;
+  fwrite(data.data(), 1, data.size(), f);
+  fclose(f);
+}
 
 struct Channel {
   net::Fd fd;
-  std::unique_ptr<Encoder> encoder;
+  std::unique_ptr<PageEncoder> encoder;
   std::unique_ptr<qemu_stream::StreamParser> parser;  // main channel only
   net::OutQueue to_qemu;                              // return-path bytes
   bool read_closed = false;
@@ -100,6 +76,7 @@ struct Vm {
   bool dest_done = false;    // receiver: destination loaded everything
   bool source_done = false;  // source QEMU: "completed"
   bool finished = false;     // completed or failed, nothing more to do
+  ChannelCounters counters;  // pages sent / referenced, all channels
 };
 
 class Sender {
@@ -135,7 +112,7 @@ class Sender {
   std::unique_ptr<wire::RecordOpener> opener_;
   std::unique_ptr<wire::RecordWriter> writer_;
   net::OutQueue net_out_;
-  Shared shared_;
+  EncoderContext shared_;
   Progress progress_{stderr, true};
   std::string workdir_;
   bool own_workdir_ = false;
@@ -240,7 +217,7 @@ void Sender::AcceptChannels(Vm& vm, uint16_t id) {
     uint8_t ch = uint8_t(vm.channels.size());
     Channel c;
     c.fd = std::move(fd).value();
-    c.encoder = std::make_unique<Encoder>(&shared_, id, ch, vm.rep);
+    c.encoder = std::make_unique<PageEncoder>(&shared_, id, ch, &vm.counters);
     if (ch == 0) {
       c.parser = std::make_unique<qemu_stream::StreamParser>(c.encoder.get());
     } else {
@@ -265,6 +242,7 @@ void Sender::ReadChannel(Vm& vm, uint16_t id, uint8_t ch) {
     wire::AppendChannelEof(writer_->frames(), id, ch);
   } else {
     vm.rep->stream_bytes += uint64_t(n);
+    Tee("sender", id, ch, ByteView(buf.data(), size_t(n)));
     if (c.parser) {
       c.parser->Feed(ByteView(buf.data(), size_t(n)));
     } else {
@@ -274,6 +252,8 @@ void Sender::ReadChannel(Vm& vm, uint16_t id, uint8_t ch) {
     c.encoder->FlushLiteral();
   }
   vm.rep->link_bytes += writer_->frames()->size() - before;
+  vm.rep->pages_sent = vm.counters.pages_sent;
+  vm.rep->pages_referenced = vm.counters.pages_referenced;
   if (c.parser) {
     const auto& s = c.parser->stats();
     vm.rep->zero_pages = s.zero_pages;
@@ -322,6 +302,9 @@ Status Sender::OnVmEvent(Vm& vm, const json& ev) {
 
 Status Sender::OnFrame(const wire::Frame& f) {
   using wire::FrameType;
+  if (!wire::MaySend(wire::Peer::kReceiver, f.type))
+    return Status::Error(std::string("receiver sent a ") + wire::FrameTypeName(f.type) +
+                         " frame, which only a sender may send");
   if (f.type == FrameType::kAbort)
     return Status::Error("receiver aborted: " + std::string(AsChars(f.payload)));
   if (f.type == FrameType::kGoodbye) return Status::Ok();

@@ -1,0 +1,194 @@
+// The receiver as a peer sees it: a real `RunReceiver` on loopback, a hand-driven sender
+// (handshake, records, frames) and a fake destination QEMU (a unix listener). Malformed
+// or out-of-place frames must end the session with a clear error, an ABORT to the
+// sender, and the destination's connection closed.
+#include "migrate/receiver.h"
+
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <future>
+#include <thread>
+
+#include "net/socket.h"
+#include "wire/frame.h"
+#include "wire/handshake.h"
+#include "wire/record.h"
+
+namespace gangmig::migrate {
+namespace {
+
+const Bytes kKey(32, 0x42);
+
+struct FakeSender {
+  net::Fd fd;
+  std::unique_ptr<wire::RecordSealer> sealer;
+  std::unique_ptr<wire::RecordOpener> opener;
+
+  Status Connect(uint16_t port) {
+    auto c = net::Connect(*net::ParseAddress("127.0.0.1:" + std::to_string(port)), 2000);
+    for (int i = 0; i < 100 && !c.ok(); ++i) {
+      usleep(20000);
+      c = net::Connect(*net::ParseAddress("127.0.0.1:" + std::to_string(port)), 2000);
+    }
+    if (!c.ok()) return c.status();
+    fd = std::move(c).value();
+    wire::ClientHandshake hs(kKey);
+    GANGMIG_RETURN_IF_ERROR(net::WriteFull(fd.get(), hs.Hello(), 2000));
+    Bytes hello(wire::kServerHelloSize);
+    GANGMIG_RETURN_IF_ERROR(net::ReadFull(fd.get(), hello.data(), hello.size(), 2000));
+    auto proof = hs.OnServerHello(hello);
+    if (!proof.ok()) return proof.status();
+    GANGMIG_RETURN_IF_ERROR(net::WriteFull(fd.get(), *proof, 2000));
+    sealer = std::make_unique<wire::RecordSealer>(hs.keys().c2s);
+    opener = std::make_unique<wire::RecordOpener>(hs.keys().s2c);
+    return Status::Ok();
+  }
+  Status Send(const Bytes& frames) {
+    Bytes rec;
+    sealer->Seal(frames, &rec);
+    return net::WriteFull(fd.get(), rec, 2000);
+  }
+  // Reads frames until one of `type` arrives; returns its payload as text.
+  std::string WaitFor(wire::FrameType type) {
+    Bytes buf(65536), body;
+    for (int i = 0; i < 200; ++i) {
+      for (;;) {
+        auto next = opener->Next(&body);
+        if (!next.ok() || !*next) break;
+        wire::FrameReader r(body);
+        wire::Frame f;
+        while (r.Next(&f).ok() && f.type != wire::FrameType::kGoodbye) {
+          if (f.type == type) return std::string(AsChars(f.payload));
+          if (r.offset() >= body.size()) break;
+        }
+      }
+      pollfd p{fd.get(), POLLIN, 0};
+      if (poll(&p, 1, 50) <= 0) continue;
+      ssize_t n = read(fd.get(), buf.data(), buf.size());
+      if (n <= 0) return "<closed>";
+      opener->Feed(ByteView(buf.data(), size_t(n)));
+    }
+    return "<timeout>";
+  }
+};
+
+class ReceiverTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto l = net::Listen(*net::ParseAddress("127.0.0.1:0"));
+    port_ = *net::LocalPort(l->get());
+    l->Reset();
+    dest_path_ = "/tmp/gangmig-receiver-test-" + std::to_string(getpid()) + ".sock";
+    dest_ = std::move(net::Listen(*net::ParseAddress("unix:" + dest_path_))).value();
+    ReceiverOptions o;
+    o.listen = "127.0.0.1:" + std::to_string(port_);
+    o.key = kKey;
+    o.once = true;
+    o.verbose = false;
+    result_ = std::async(std::launch::async, [o] { return RunReceiver(o); });
+    ASSERT_TRUE(sender_.Connect(port_).ok());
+  }
+  void TearDown() override { unlink(dest_path_.c_str()); }
+
+  // Opens vm 0 towards the fake destination and accepts that connection.
+  void OpenVm() {
+    Bytes f;
+    wire::AppendVmOpen(&f, 0, R"({"name":"t1","dest":"unix:)" + dest_path_ + R"("})");
+    ASSERT_TRUE(sender_.Send(f).ok());
+    EXPECT_EQ(sender_.WaitFor(wire::FrameType::kVmEvent), R"({"event":"ready"})");
+    for (int i = 0; i < 100 && !qemu_.valid(); ++i) {
+      qemu_ = std::move(net::Accept(dest_.get())).value();
+      if (!qemu_.valid()) usleep(10000);
+    }
+    ASSERT_TRUE(qemu_.valid());
+  }
+  std::string ReceiverError() {
+    Status st = result_.get();
+    return st.ok() ? "<ok>" : st.message();
+  }
+  // Reads what the fake QEMU got until the receiver closes the connection.
+  std::string DestinationBytesUntilClose() {
+    std::string got;
+    char buf[4096];
+    for (int i = 0; i < 200; ++i) {
+      pollfd p{qemu_.get(), POLLIN, 0};
+      if (poll(&p, 1, 20) <= 0) continue;
+      ssize_t n = read(qemu_.get(), buf, sizeof(buf));
+      if (n <= 0) return got;
+      got.append(buf, size_t(n));
+    }
+    return got + "<not closed>";
+  }
+
+  uint16_t port_ = 0;
+  std::string dest_path_;
+  net::Fd dest_, qemu_;
+  FakeSender sender_;
+  std::future<Status> result_;
+};
+
+TEST_F(ReceiverTest, RebuildsDataPagesAndReferences) {
+  OpenVm();
+  Bytes page(4096, 'p'), f;
+  wire::AppendData(&f, 0, 0, AsBytes("head"));
+  wire::AppendPage(&f, 0, 0, page);
+  wire::AppendData(&f, 0, 0, AsBytes("mid"));
+  wire::AppendRef(&f, 0, 0, 0);
+  wire::AppendChannelEof(&f, 0, 0);
+  ASSERT_TRUE(sender_.Send(f).ok());
+  std::string expect = "head" + std::string(4096, 'p') + "mid" + std::string(4096, 'p');
+  EXPECT_EQ(DestinationBytesUntilClose(), expect);
+  qemu_.Reset();  // the destination closes: loaded
+  EXPECT_NE(sender_.WaitFor(wire::FrameType::kVmEvent).find(R"("event":"done")"),
+            std::string::npos);
+  Bytes bye;
+  wire::AppendGoodbye(&bye);
+  ASSERT_TRUE(sender_.Send(bye).ok());
+  EXPECT_EQ(ReceiverError(), "<ok>");
+}
+
+TEST_F(ReceiverTest, ReferenceToUnsentPageEndsTheSession) {
+  OpenVm();
+  Bytes f;
+  wire::AppendData(&f, 0, 0, AsBytes("QEVM"));
+  wire::AppendRef(&f, 0, 0, 99);
+  ASSERT_TRUE(sender_.Send(f).ok());
+  EXPECT_EQ(sender_.WaitFor(wire::FrameType::kAbort),
+            "REF to page id 99 but only 0 pages were sent");
+  EXPECT_EQ(ReceiverError(), "REF to page id 99 but only 0 pages were sent");
+  // The destination is closed with at most the bytes before the bad frame: QEMU then
+  // fails the incomplete load instead of running with wrong memory.
+  std::string got = DestinationBytesUntilClose();
+  EXPECT_EQ(std::string("QEVM").rfind(got, 0), 0u) << got;
+}
+
+TEST_F(ReceiverTest, FrameForUnopenedVmEndsTheSession) {
+  Bytes f;
+  wire::AppendData(&f, 3, 0, AsBytes("x"));
+  ASSERT_TRUE(sender_.Send(f).ok());
+  EXPECT_EQ(ReceiverError(), "frame for vm id 3 that was never opened");
+}
+
+TEST_F(ReceiverTest, ReceiverOnlyFrameFromSenderEndsTheSession) {
+  OpenVm();
+  Bytes f;
+  wire::AppendRpData(&f, 0, 0, AsBytes("x"));
+  ASSERT_TRUE(sender_.Send(f).ok());
+  EXPECT_EQ(ReceiverError(), "sender sent a RP_DATA frame, which only a receiver may send");
+}
+
+TEST_F(ReceiverTest, TamperedRecordEndsTheSession) {
+  OpenVm();
+  Bytes f, rec;
+  wire::AppendData(&f, 0, 0, AsBytes("QEVM"));
+  sender_.sealer->Seal(f, &rec);
+  rec[6] ^= 1;  // a bit flipped on the wire
+  ASSERT_TRUE(net::WriteFull(sender_.fd.get(), rec, 2000).ok());
+  EXPECT_EQ(ReceiverError(), "from sender: record 1: bad authentication tag");
+  EXPECT_EQ(DestinationBytesUntilClose(), "");  // nothing unauthenticated reached QEMU
+}
+
+}  // namespace
+}  // namespace gangmig::migrate

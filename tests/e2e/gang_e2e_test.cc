@@ -1,0 +1,232 @@
+// End-to-end scenarios against real QEMU guests: the gangmig binary is run exactly as a
+// user would run it (receive + migrate as separate processes, TCP between them), and the
+// outcome is checked on the VMs themselves: RAM byte for byte, run states, QMP status.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "e2e_util.h"
+#include "testbed/scenario.h"
+
+namespace gangmig::e2e {
+namespace {
+
+using testbed::Scenario;
+using testbed::ScenarioConfig;
+
+class GangE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto image = testbed::GuestImage::Locate(testbed::GuestImage::DirFromEnv(GANGMIG_GUEST_DIR));
+    ASSERT_TRUE(image.ok()) << image.status().message();
+    image_ = *image;
+    char tmpl[] = "/tmp/gangmig-e2e-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    key_ = dir_ + "/key";
+    Child k = Spawn({GANGMIG_BINARY, "keygen", key_}, dir_ + "/keygen.log");
+    ASSERT_EQ(Wait(k, 10000), 0);
+  }
+  void TearDown() override {
+    if (receiver_.pid > 0) Wait(receiver_, 100);
+    scenario_.reset();
+    std::error_code ec;
+    if (!HasFailure()) {
+      std::filesystem::remove_all(dir_, ec);
+    } else {
+      fprintf(stderr, "e2e: kept %s for inspection\n", dir_.c_str());
+    }
+  }
+
+  ScenarioConfig Config(int vms, int mem_mib) {
+    ScenarioConfig c;
+    c.vms = vms;
+    c.mem_mib = mem_mib;
+    c.workload_mib = 24;
+    c.dirty_rate = 100;
+    c.max_bandwidth = 1LL << 30;
+    c.workdir = dir_;
+    c.image = image_;
+    c.first_port = FreePort();
+    c.keep_ram_files = true;  // the work directory is removed on success anyway
+    return c;
+  }
+
+  void StartScenario(const ScenarioConfig& c) {
+    scenario_ = std::make_unique<Scenario>(c);
+    Status st = scenario_->Start();
+    ASSERT_TRUE(st.ok()) << st.message();
+  }
+
+  void StartReceiver(const std::string& key) {
+    port_ = FreePort();
+    receiver_ = Spawn({GANGMIG_BINARY, "receive", "--listen", "127.0.0.1:" + std::to_string(port_),
+                       "--key-file", key, "--once"},
+                      dir_ + "/receiver.log");
+    ASSERT_TRUE(WaitForText(dir_ + "/receiver.log", "listening", 10000));
+  }
+
+  std::vector<std::string> MigrateArgv(const std::string& key, bool direct = false) {
+    std::vector<std::string> argv = {GANGMIG_BINARY, "migrate", "--report", dir_ + "/report.json"};
+    if (direct) {
+      argv.push_back("--direct");
+    } else {
+      argv.insert(argv.end(), {"--to", "127.0.0.1:" + std::to_string(port_), "--key-file", key});
+    }
+    for (const auto& s : scenario_->Specs()) {
+      argv.push_back("--vm");
+      argv.push_back("name=" + s.name + ",qmp=" + s.qmp + ",dest=" + s.dest + ",dest-qmp=" + s.dest_qmp);
+    }
+    return argv;
+  }
+
+  int Migrate(const std::vector<std::string>& argv, int timeout_ms = 300000) {
+    Child m = Spawn(argv, dir_ + "/migrate.log");
+    return Wait(m, timeout_ms);
+  }
+
+  std::string Log(const char* name) { return ReadFile(dir_ + "/" + name); }
+
+  void ExpectSourcesRunning() {
+    for (auto& vm : scenario_->sources()) {
+      auto st = vm->QueryStatus();
+      ASSERT_TRUE(st.ok()) << st.status().message();
+      EXPECT_EQ(*st, "running") << vm->config().name;
+    }
+  }
+
+  void ExpectNoDestinationRunning() {
+    for (auto& vm : scenario_->destinations()) {
+      if (vm->HasExited()) continue;  // QEMU exits when an incoming stream breaks
+      auto st = vm->QueryStatus();
+      if (st.ok()) EXPECT_NE(*st, "running") << vm->config().name;
+    }
+  }
+
+  testbed::GuestImage image_;
+  std::string dir_, key_;
+  int port_ = 0;
+  Child receiver_;
+  std::unique_ptr<Scenario> scenario_;
+};
+
+TEST_F(GangE2E, GangOfThreeArrivesByteForByte) {
+  StartScenario(Config(3, 192));
+  StartReceiver(key_);
+  ASSERT_EQ(Migrate(MigrateArgv(key_)), 0) << Log("migrate.log") << Log("receiver.log");
+  EXPECT_EQ(Wait(receiver_, 10000), 0) << Log("receiver.log");
+  nlohmann::json r = ReadJson(dir_ + "/report.json");
+  ASSERT_FALSE(r.is_discarded());
+  ASSERT_EQ(r["vms"].size(), 3u);
+  for (const auto& vm : r["vms"]) {
+    EXPECT_EQ(vm["status"], "completed") << vm.dump();
+    EXPECT_EQ(vm["passthrough_reason"], "") << vm.dump();
+    EXPECT_GT(vm["pages_sent"].get<uint64_t>(), 1000u);
+    EXPECT_GT(vm["downtime_ms"].get<double>(), 0.0);
+  }
+  // The guests share their kernel, userland and half of their workload: pages cross once.
+  EXPECT_GT(r["total"]["pages_referenced"].get<uint64_t>(), r["total"]["pages_sent"].get<uint64_t>() / 4);
+  EXPECT_LT(r["total"]["link_bytes"].get<uint64_t>(), r["total"]["stream_bytes"].get<uint64_t>());
+  Status ram = scenario_->CheckRamIdentical();
+  EXPECT_TRUE(ram.ok()) << ram.message();
+  for (auto& vm : scenario_->sources()) EXPECT_EQ(*vm->QueryStatus(), "postmigrate");
+  for (auto& vm : scenario_->destinations()) EXPECT_EQ(*vm->QueryStatus(), "paused");
+}
+
+TEST_F(GangE2E, ReturnPathIsRelayed) {
+  ScenarioConfig c = Config(2, 160);
+  c.return_path = true;
+  StartScenario(c);
+  StartReceiver(key_);
+  ASSERT_EQ(Migrate(MigrateArgv(key_)), 0) << Log("migrate.log") << Log("receiver.log");
+  nlohmann::json r = ReadJson(dir_ + "/report.json");
+  for (const auto& vm : r["vms"]) {
+    EXPECT_EQ(vm["status"], "completed") << vm.dump();
+    // PONG (8 bytes) and SHUT (8 bytes) at least came back through gangmig.
+    EXPECT_GE(vm["rp_bytes"].get<uint64_t>(), 16u) << vm.dump();
+  }
+  Status ram = scenario_->CheckRamIdentical();
+  EXPECT_TRUE(ram.ok()) << ram.message();
+}
+
+TEST_F(GangE2E, ReceiverKilledMidMigrationLeavesSourcesRunning) {
+  ScenarioConfig c = Config(3, 160);
+  c.max_bandwidth = 3 << 20;  // slow enough that the kill lands mid-stream
+  c.dirty_rate = 300;
+  StartScenario(c);
+  StartReceiver(key_);
+  Child m = Spawn(MigrateArgv(key_), dir_ + "/migrate.log");
+  ASSERT_TRUE(WaitForText(dir_ + "/receiver.log", "connected to destination", 20000));
+  sleep(3);
+  ASSERT_TRUE(Running(receiver_)) << "migration ended before the receiver could be killed";
+  kill(receiver_.pid, SIGKILL);
+  Wait(receiver_, 5000);
+  int rc = Wait(m, 120000);
+  EXPECT_EQ(rc, 1) << Log("migrate.log");
+  std::string log = Log("migrate.log");
+  EXPECT_NE(log.find("connection to the receiver lost"), std::string::npos) << log;
+  for (const auto& s : scenario_->Specs()) EXPECT_NE(log.find(s.name + ":"), std::string::npos) << log;
+  ExpectSourcesRunning();
+  ExpectNoDestinationRunning();
+  nlohmann::json r = ReadJson(dir_ + "/report.json");
+  for (const auto& vm : r["vms"]) {
+    EXPECT_EQ(vm["status"], "failed");
+    EXPECT_EQ(vm["source_final_state"], "running");
+  }
+}
+
+TEST_F(GangE2E, WrongKeyIsRefusedAndNothingStarts) {
+  StartScenario(Config(1, 160));
+  std::string other = dir_ + "/other.key";
+  Child k = Spawn({GANGMIG_BINARY, "keygen", other}, dir_ + "/keygen2.log");
+  ASSERT_EQ(Wait(k, 10000), 0);
+  StartReceiver(other);
+  EXPECT_EQ(Migrate(MigrateArgv(key_), 60000), 1);
+  std::string log = Log("migrate.log");
+  EXPECT_NE(log.find("handshake: the receiver does not know the shared key (proof mismatch)"),
+            std::string::npos) << log;
+  EXPECT_TRUE(WaitForText(dir_ + "/receiver.log", "refused a peer", 5000)) << Log("receiver.log");
+  ExpectSourcesRunning();
+  auto mig = scenario_->sources()[0]->harness().Execute("query-migrate");
+  ASSERT_TRUE(mig.ok());
+  EXPECT_FALSE(mig->contains("status")) << mig->dump();  // no migration was ever started
+  EXPECT_EQ(*scenario_->destinations()[0]->QueryStatus(), "inmigrate");
+}
+
+TEST_F(GangE2E, UnreachableDestinationFailsBeforeAnythingStarts) {
+  StartScenario(Config(2, 160));
+  StartReceiver(key_);
+  std::vector<std::string> argv = MigrateArgv(key_);
+  for (auto& a : argv) {
+    auto pos = a.find(",dest=unix:");
+    if (pos != std::string::npos && a.find("name=vm2") == 0) {
+      a = "name=vm2,qmp=" + scenario_->sources()[1]->qmp_path() + ",dest=unix:" + dir_ + "/nobody.sock";
+    }
+  }
+  EXPECT_EQ(Migrate(argv, 60000), 1);
+  std::string log = Log("migrate.log");
+  EXPECT_NE(log.find("vm2: destination: destination QEMU: connect to unix:" + dir_ + "/nobody.sock"),
+            std::string::npos) << log;
+  ExpectSourcesRunning();
+}
+
+TEST_F(GangE2E, DirectBaselineMigratesToo) {
+  ScenarioConfig c = Config(2, 160);
+  c.tcp_destinations = true;
+  StartScenario(c);
+  ASSERT_EQ(Migrate(MigrateArgv(key_, /*direct=*/true)), 0) << Log("migrate.log");
+  nlohmann::json r = ReadJson(dir_ + "/report.json");
+  EXPECT_EQ(r["mode"], "direct");
+  for (const auto& vm : r["vms"]) {
+    EXPECT_EQ(vm["status"], "completed") << vm.dump();
+    EXPECT_GT(vm["link_bytes"].get<uint64_t>(), 1u << 20);
+  }
+  Status ram = scenario_->CheckRamIdentical();
+  EXPECT_TRUE(ram.ok()) << ram.message();
+}
+
+}  // namespace
+}  // namespace gangmig::e2e
