@@ -281,7 +281,10 @@ void Session::ReadDest(DestVm& vm, uint16_t id, uint8_t ch) {
   c.read_closed = true;
   wire::AppendRpEof(writer_.frames(), id, ch);
   if (ch != 0) return;
-  if (!c.write_shut || !c.out.empty()) {
+  // QEMU closes the main channel when it has loaded the stream. With a return path it
+  // does so before the source closes its side (the source waits for our relayed SHUT),
+  // so an empty queue is the sign of a complete load; QMP, if given, confirms it.
+  if (!c.out.empty()) {
     FailVm(vm, id, "the destination QEMU closed the migration connection before the stream "
                    "ended (it rejected the stream or exited; see its log)");
     return;

@@ -311,6 +311,7 @@ Status Sender::OnFrame(const wire::Frame& f) {
   if (f.vm >= vms_.size())
     return Status::Error("receiver sent a frame for unknown vm id " + std::to_string(f.vm));
   Vm& vm = *vms_[f.vm];
+  if (vm.finished) return Status::Ok();  // late frames for a VM already given up
   if (f.type == FrameType::kVmEvent) {
     json ev = json::parse(AsChars(f.payload), nullptr, false);
     if (ev.is_discarded()) return Status::Error("receiver sent a malformed VM_EVENT");
@@ -398,13 +399,15 @@ Status Sender::Step(int timeout_ms) {
       continue;
     }
     Vm& vm = *vms_[slots[k].vm];
+    if (vm.finished) continue;  // failed meanwhile: its sockets are closed
     if (slots[k].ch < 0) {
       AcceptChannels(vm, uint16_t(slots[k].vm));
       continue;
     }
     uint8_t ch = uint8_t(slots[k].ch);
     if (re & POLLOUT) WriteChannel(vm, ch);
-    if (re & (POLLIN | POLLHUP | POLLERR)) ReadChannel(vm, uint16_t(slots[k].vm), ch);
+    if (!vm.finished && (re & (POLLIN | POLLHUP | POLLERR)))
+      ReadChannel(vm, uint16_t(slots[k].vm), ch);
   }
   Flush();
   return SendNow();
@@ -460,8 +463,10 @@ void Sender::RollBack(Vm& vm) {
     return;
   }
   (void)vm.monitor->Execute("migrate_cancel", json::object(), 5000);
-  for (auto& c : vm.channels) c.fd.Reset();  // QEMU sees the stream break
-  vm.channels.clear();
+  for (auto& c : vm.channels) {  // QEMU sees the stream break
+    c.fd.Reset();
+    c.read_closed = c.write_shut = true;
+  }
   int64_t deadline = MonotonicMicros() + 10 * 1000000LL;
   std::string ms;
   while (MonotonicMicros() < deadline) {
@@ -499,7 +504,7 @@ Status Sender::Loop() {
 }
 
 void Sender::Finish() {
-  if (net_.valid()) {
+  if (net_.valid() && writer_) {
     wire::AppendGoodbye(writer_->frames());
     Flush();
     (void)SendNow();

@@ -108,7 +108,7 @@ uint64_t RamBytes(const VmConfig& c) {
 }
 
 std::string KernelCommandLine(const VmConfig& c) {
-  std::string line = "console=ttyS0 quiet panic=-1 gangmig.seed=" + std::to_string(c.seed) +
+  std::string line = "console=ttyS0 quiet panic=-1 cryptomgr.notests tsc=reliable no_timer_check gangmig.seed=" + std::to_string(c.seed) +
                      " gangmig.mem_mib=" + std::to_string(c.workload_mib) +
                      " gangmig.dirty_rate=" + std::to_string(c.dirty_rate);
   if (!c.extra_append.empty()) line += " " + c.extra_append;

@@ -56,7 +56,7 @@ VmConfig DestinationConfig(const VmConfig& source, const std::string& name,
 // Guest RAM in bytes: the size of the RAM file and of QEMU's "ram0" block.
 uint64_t RamBytes(const VmConfig& config);
 
-// "console=ttyS0 quiet panic=-1 gangmig.seed=.. gangmig.mem_mib=.. gangmig.dirty_rate=.."
+// "console=ttyS0 quiet panic=-1 cryptomgr.notests tsc=reliable no_timer_check gangmig.seed=.. gangmig.mem_mib=.. gangmig.dirty_rate=.."
 // followed by extra_append.
 std::string KernelCommandLine(const VmConfig& config);
 

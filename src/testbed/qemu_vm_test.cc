@@ -83,7 +83,7 @@ TEST(TestbedArgvTest, SourceWithKernel) {
       "memory-backend-file,id=ram0,size=128M,mem-path=/w/web1.ram,share=on", "-smp", "1",
       "-nodefaults", "-display", "none", "-serial", "file:/w/web1.serial", "-kernel",
       "/g/vmlinuz", "-initrd", "/g/initrd.img", "-append",
-      "console=ttyS0 quiet panic=-1 gangmig.seed=7 gangmig.mem_mib=32 gangmig.dirty_rate=500 "
+      "console=ttyS0 quiet panic=-1 cryptomgr.notests tsc=reliable no_timer_check gangmig.seed=7 gangmig.mem_mib=32 gangmig.dirty_rate=500 "
       "foo=1",
       "-qmp", "unix:/w/web1.qmp,server=on,wait=off", "-qmp",
       "unix:/w/web1.harness.qmp,server=on,wait=off", "-d", "guest_errors"};
@@ -110,7 +110,7 @@ TEST(TestbedArgvTest, DestinationIsSourceWithIncomingAndPaused) {
   EXPECT_EQ(tail, (std::vector<std::string>{"-S", "-incoming", "unix:/w/a.mig"}));
   EXPECT_EQ(KernelCommandLine(dst), KernelCommandLine(src));
   EXPECT_EQ(KernelCommandLine(src),
-            "console=ttyS0 quiet panic=-1 gangmig.seed=1 gangmig.mem_mib=64 "
+            "console=ttyS0 quiet panic=-1 cryptomgr.notests tsc=reliable no_timer_check gangmig.seed=1 gangmig.mem_mib=64 "
             "gangmig.dirty_rate=0");
   EXPECT_EQ(argv[2], "a-dst");
 }

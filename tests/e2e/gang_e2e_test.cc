@@ -102,7 +102,9 @@ class GangE2E : public ::testing::Test {
     for (auto& vm : scenario_->destinations()) {
       if (vm->HasExited()) continue;  // QEMU exits when an incoming stream breaks
       auto st = vm->QueryStatus();
-      if (st.ok()) EXPECT_NE(*st, "running") << vm->config().name;
+      if (st.ok()) {
+        EXPECT_NE(*st, "running") << vm->config().name;
+      }
     }
   }
 
@@ -115,9 +117,22 @@ class GangE2E : public ::testing::Test {
 
 TEST_F(GangE2E, GangOfThreeArrivesByteForByte) {
   StartScenario(Config(3, 192));
+  // Both gangmig processes keep a copy of every stream: what the sources' QEMUs wrote
+  // and what the destinations' QEMUs were given.
+  std::string tee = dir_ + "/tee";
+  std::filesystem::create_directory(tee);
+  setenv("GANGMIG_TEE_DIR", tee.c_str(), 1);
   StartReceiver(key_);
-  ASSERT_EQ(Migrate(MigrateArgv(key_)), 0) << Log("migrate.log") << Log("receiver.log");
+  int rc = Migrate(MigrateArgv(key_));
+  unsetenv("GANGMIG_TEE_DIR");
+  ASSERT_EQ(rc, 0) << Log("migrate.log") << Log("receiver.log");
   EXPECT_EQ(Wait(receiver_, 10000), 0) << Log("receiver.log");
+  for (int i = 0; i < 3; ++i) {
+    std::string in = ReadFile(tee + "/sender-vm" + std::to_string(i) + "-ch0.bin");
+    std::string out = ReadFile(tee + "/receiver-vm" + std::to_string(i) + "-ch0.bin");
+    EXPECT_GT(in.size(), 10u << 20);
+    EXPECT_TRUE(in == out) << "stream of vm" << i << " changed on the way";
+  }
   nlohmann::json r = ReadJson(dir_ + "/report.json");
   ASSERT_FALSE(r.is_discarded());
   ASSERT_EQ(r["vms"].size(), 3u);
@@ -137,7 +152,7 @@ TEST_F(GangE2E, GangOfThreeArrivesByteForByte) {
 }
 
 TEST_F(GangE2E, ReturnPathIsRelayed) {
-  ScenarioConfig c = Config(2, 160);
+  ScenarioConfig c = Config(2, 192);
   c.return_path = true;
   StartScenario(c);
   StartReceiver(key_);
@@ -153,7 +168,7 @@ TEST_F(GangE2E, ReturnPathIsRelayed) {
 }
 
 TEST_F(GangE2E, ReceiverKilledMidMigrationLeavesSourcesRunning) {
-  ScenarioConfig c = Config(3, 160);
+  ScenarioConfig c = Config(3, 192);
   c.max_bandwidth = 3 << 20;  // slow enough that the kill lands mid-stream
   c.dirty_rate = 300;
   StartScenario(c);
@@ -179,7 +194,7 @@ TEST_F(GangE2E, ReceiverKilledMidMigrationLeavesSourcesRunning) {
 }
 
 TEST_F(GangE2E, WrongKeyIsRefusedAndNothingStarts) {
-  StartScenario(Config(1, 160));
+  StartScenario(Config(1, 192));
   std::string other = dir_ + "/other.key";
   Child k = Spawn({GANGMIG_BINARY, "keygen", other}, dir_ + "/keygen2.log");
   ASSERT_EQ(Wait(k, 10000), 0);
@@ -197,7 +212,7 @@ TEST_F(GangE2E, WrongKeyIsRefusedAndNothingStarts) {
 }
 
 TEST_F(GangE2E, UnreachableDestinationFailsBeforeAnythingStarts) {
-  StartScenario(Config(2, 160));
+  StartScenario(Config(2, 192));
   StartReceiver(key_);
   std::vector<std::string> argv = MigrateArgv(key_);
   for (auto& a : argv) {
@@ -214,7 +229,7 @@ TEST_F(GangE2E, UnreachableDestinationFailsBeforeAnythingStarts) {
 }
 
 TEST_F(GangE2E, DirectBaselineMigratesToo) {
-  ScenarioConfig c = Config(2, 160);
+  ScenarioConfig c = Config(2, 192);
   c.tcp_destinations = true;
   StartScenario(c);
   ASSERT_EQ(Migrate(MigrateArgv(key_, /*direct=*/true)), 0) << Log("migrate.log");
