@@ -323,7 +323,9 @@ void Session::CheckLoaded(DestVm& vm, uint16_t id) {
 }
 
 Status Session::Send() {
-  writer_.Flush(net_out_.tail());
+  Bytes sealed;
+  writer_.Flush(&sealed);
+  net_out_.AppendOwned(std::move(sealed));
   auto w = net_out_.WriteTo(net_.get());
   if (!w.ok()) return Status::Error("connection to the sender lost: " + w.status().message());
   return Status::Ok();

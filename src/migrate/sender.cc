@@ -262,7 +262,9 @@ void Sender::ReadChannel(Vm& vm, uint16_t id, uint8_t ch) {
       vm.rep->passthrough_bytes = s.passthrough_bytes;
     }
   }
-  writer_->SealIfFull(net_out_.tail());
+  Bytes sealed;
+  writer_->SealIfFull(&sealed);
+  net_out_.AppendOwned(std::move(sealed));
 }
 
 void Sender::WriteChannel(Vm& vm, uint8_t ch) {
@@ -356,7 +358,11 @@ Status Sender::OnNetReadable() {
   }
 }
 
-void Sender::Flush() { writer_->Flush(net_out_.tail()); }
+void Sender::Flush() {
+  Bytes sealed;
+  writer_->Flush(&sealed);
+  net_out_.AppendOwned(std::move(sealed));
+}
 
 Status Sender::SendNow() {
   size_t before = net_out_.size();

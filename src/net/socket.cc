@@ -12,8 +12,11 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include "base/clock.h"
 
@@ -233,24 +236,61 @@ Status WriteFull(int fd, ByteView data, int timeout_ms) {
   return Status::Ok();
 }
 
+void OutQueue::Append(ByteView b) {
+  size_ += b.size();
+  while (!b.empty()) {
+    if (chunks_.empty() || chunks_.back().size() >= kChunk) {
+      chunks_.emplace_back();
+      chunks_.back().reserve(std::max(kChunk, b.size()));
+    }
+    Bytes& last = chunks_.back();
+    size_t n = std::min(b.size(), last.capacity() - last.size());
+    if (n == 0) n = b.size();
+    last.insert(last.end(), b.begin(), b.begin() + long(n));
+    b = b.subspan(n);
+  }
+}
+
+void OutQueue::AppendOwned(Bytes&& b) {
+  if (b.empty()) return;
+  size_ += b.size();
+  chunks_.push_back(std::move(b));
+  b = Bytes();
+}
+
 Result<size_t> OutQueue::WriteTo(int fd) {
   size_t total = 0;
-  while (head_ < buf_.size()) {
-    ssize_t r = send(fd, buf_.data() + head_, buf_.size() - head_, MSG_NOSIGNAL);
+  while (size_ > 0) {
+    iovec iov[16];
+    int n = 0;
+    size_t off = head_;
+    for (auto it = chunks_.begin(); it != chunks_.end() && n < 16; ++it, off = 0) {
+      iov[n].iov_base = it->data() + off;
+      iov[n].iov_len = it->size() - off;
+      ++n;
+    }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = size_t(n);
+    ssize_t r = sendmsg(fd, &msg, MSG_NOSIGNAL);
     if (r < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
       return Status::Error(strerror(errno));
     }
-    head_ += size_t(r);
     total += size_t(r);
-  }
-  if (head_ == buf_.size()) {
-    buf_.clear();
-    head_ = 0;
-  } else if (head_ > (1u << 20) && head_ > buf_.size() / 2) {
-    buf_.erase(buf_.begin(), buf_.begin() + long(head_));
-    head_ = 0;
+    size_ -= size_t(r);
+    size_t left = size_t(r);
+    while (left > 0) {
+      size_t in_front = chunks_.front().size() - head_;
+      if (left < in_front) {
+        head_ += left;
+        break;
+      }
+      left -= in_front;
+      chunks_.pop_front();
+      head_ = 0;
+    }
   }
   return total;
 }

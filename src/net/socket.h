@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <utility>
 
@@ -53,19 +54,24 @@ Status SetNonBlocking(int fd);
 Status ReadFull(int fd, uint8_t* buf, size_t n, int timeout_ms);
 Status WriteFull(int fd, ByteView data, int timeout_ms);
 
-// A FIFO of bytes waiting to be written to a non-blocking fd.
+// A FIFO of bytes waiting to be written to a non-blocking fd. Bytes live in chunks of
+// up to 1 MiB so that neither appending nor draining ever moves queued bytes; a drain
+// writes several chunks with one writev().
 class OutQueue {
  public:
-  void Append(ByteView b) { PutBytes(&buf_, b); }
-  Bytes* tail() { return &buf_; }  // append directly (e.g. sealing a record in place)
-  size_t size() const { return buf_.size() - head_; }
-  bool empty() const { return size() == 0; }
+  void Append(ByteView b);
+  // Queues `b` as it is (no copy); `b` is left empty.
+  void AppendOwned(Bytes&& b);
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
   // Writes as much as the fd takes. Returns bytes written, or an error (peer gone).
   Result<size_t> WriteTo(int fd);
 
  private:
-  Bytes buf_;
-  size_t head_ = 0;
+  static constexpr size_t kChunk = 1 << 20;
+  std::deque<Bytes> chunks_;
+  size_t head_ = 0;  // bytes of chunks_.front() already written
+  size_t size_ = 0;
 };
 
 }  // namespace gangmig::net

@@ -1,6 +1,7 @@
 #include "net/socket.h"
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 namespace gangmig::net {
@@ -54,6 +55,43 @@ TEST(SocketTest, ConnectRefusedNamesTheAddress) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().message(),
             "connect to unix:/nonexistent/gangmig.sock: No such file or directory");
+}
+
+}  // namespace
+}  // namespace gangmig::net
+
+namespace gangmig::net {
+namespace {
+
+TEST(SocketTest, OutQueueKeepsOrderAcrossChunksAndPartialWrites) {
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  ASSERT_TRUE(SetNonBlocking(sv[0]).ok());
+  Bytes expect;
+  OutQueue q;
+  for (int i = 0; i < 300; ++i) {
+    Bytes piece(size_t(1 + (i * 7919) % 20000), uint8_t(i));
+    PutBytes(&expect, piece);
+    if (i % 3 == 0) {
+      q.AppendOwned(std::move(piece));
+    } else {
+      q.Append(piece);
+    }
+  }
+  EXPECT_EQ(q.size(), expect.size());
+  Bytes got;
+  uint8_t buf[65536];
+  while (!q.empty()) {
+    auto w = q.WriteTo(sv[0]);
+    ASSERT_TRUE(w.ok());
+    ssize_t n = read(sv[1], buf, sizeof(buf));  // drain a little at a time
+    ASSERT_GT(n, 0);
+    got.insert(got.end(), buf, buf + n);
+  }
+  close(sv[0]);
+  for (ssize_t n; (n = read(sv[1], buf, sizeof(buf))) > 0;) got.insert(got.end(), buf, buf + n);
+  close(sv[1]);
+  EXPECT_TRUE(got == expect);
 }
 
 }  // namespace
