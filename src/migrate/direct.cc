@@ -108,6 +108,7 @@ Status Prepare(const SenderOptions& opt, std::vector<DirectVm>* vms) {
 Status RunDirectMigration(const SenderOptions& opt, Report* report) {
   report->mode = "direct";
   report->start_us = WallMicros();
+  double cpu_start = ProcessCpuSeconds();
   for (const VmSpec& s : opt.vms) report->vms.push_back(MakeVmReport(s.name));
   std::vector<DirectVm> vms;
   Status st = Prepare(opt, &vms);
@@ -141,7 +142,7 @@ Status RunDirectMigration(const SenderOptions& opt, Report* report) {
   }
   progress.Update(report->vms, report->start_us, true);
   report->end_us = WallMicros();
-  report->cpu_seconds = ProcessCpuSeconds();
+  report->cpu_seconds = ProcessCpuSeconds() - cpu_start;
   report->peak_rss_kib = PeakRssKib();
   if (!failed.empty()) {
     report->error = failed;

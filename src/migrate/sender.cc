@@ -77,6 +77,7 @@ struct Vm {
   bool source_done = false;  // source QEMU: "completed"
   bool finished = false;     // completed or failed, nothing more to do
   ChannelCounters counters;  // pages sent / referenced, all channels
+  uint64_t extra_channel_bytes = 0;  // relayed verbatim on channels > 0
 };
 
 class Sender {
@@ -247,7 +248,8 @@ void Sender::ReadChannel(Vm& vm, uint16_t id, uint8_t ch) {
       c.parser->Feed(ByteView(buf.data(), size_t(n)));
     } else {
       c.encoder->OnLiteral(ByteView(buf.data(), size_t(n)));
-      vm.rep->passthrough_bytes += uint64_t(n);
+      vm.extra_channel_bytes += uint64_t(n);
+      vm.rep->passthrough_bytes = vm.extra_channel_bytes;
     }
     c.encoder->FlushLiteral();
   }
@@ -259,7 +261,7 @@ void Sender::ReadChannel(Vm& vm, uint16_t id, uint8_t ch) {
     vm.rep->zero_pages = s.zero_pages;
     if (c.parser->mode() == qemu_stream::ParseMode::kPassThrough) {
       vm.rep->passthrough_reason = c.parser->fallback_reason();
-      vm.rep->passthrough_bytes = s.passthrough_bytes;
+      vm.rep->passthrough_bytes = s.passthrough_bytes + vm.extra_channel_bytes;
     }
   }
   Bytes sealed;
@@ -528,6 +530,7 @@ void Sender::Finish() {
 Status Sender::Run() {
   report_->mode = "gang";
   report_->start_us = WallMicros();
+  double cpu_start = ProcessCpuSeconds();
   for (const VmSpec& s : opt_.vms) report_->vms.push_back(MakeVmReport(s.name));
   Status st = Connect();
   if (st.ok()) st = PrepareVms();
@@ -551,7 +554,7 @@ Status Sender::Run() {
   progress_.Update(report_->vms, report_->start_us, true);
   Finish();
   report_->end_us = WallMicros();
-  report_->cpu_seconds = ProcessCpuSeconds();
+  report_->cpu_seconds = ProcessCpuSeconds() - cpu_start;
   report_->peak_rss_kib = PeakRssKib();
   std::string failed;
   for (const VmReport& v : report_->vms) {

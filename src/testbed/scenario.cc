@@ -35,9 +35,13 @@ Status Scenario::Start() {
     dst.start_paused = true;
     dests_.push_back(std::make_unique<QemuVm>(dst));
     GANGMIG_RETURN_IF_ERROR(dests_.back()->Start());
+    GANGMIG_RETURN_IF_ERROR(ApplyCapabilities(*dests_.back()));
   }
   for (int i = 0; i < config_.vms; ++i) {
-    sources_.push_back(std::make_unique<QemuVm>(SourceConfig(i)));
+    VmConfig src = SourceConfig(i);
+    src.extra_args.insert(src.extra_args.end(), config_.source_only_args.begin(),
+                          config_.source_only_args.end());
+    sources_.push_back(std::make_unique<QemuVm>(src));
     GANGMIG_RETURN_IF_ERROR(sources_.back()->Start());
   }
   for (auto& vm : sources_) {
@@ -48,7 +52,23 @@ Status Scenario::Start() {
   return Status::Ok();
 }
 
+Status Scenario::ApplyCapabilities(QemuVm& vm) {
+  nlohmann::json caps = nlohmann::json::array();
+  for (const std::string& c : config_.capabilities) caps.push_back({{"capability", c}, {"state", true}});
+  if (!caps.empty()) {
+    auto r = vm.harness().Execute("migrate-set-capabilities", {{"capabilities", caps}});
+    if (!r.ok()) return r.status();
+  }
+  if (config_.multifd_channels > 0) {
+    auto r = vm.harness().Execute("migrate-set-parameters",
+                                  {{"multifd-channels", config_.multifd_channels}});
+    if (!r.ok()) return r.status();
+  }
+  return Status::Ok();
+}
+
 Status Scenario::ApplyMigrationSettings(QemuVm& vm) {
+  GANGMIG_RETURN_IF_ERROR(ApplyCapabilities(vm));
   if (config_.return_path) {
     nlohmann::json caps = {{"capabilities", {{{"capability", "return-path"}, {"state", true}}}}};
     auto r = vm.harness().Execute("migrate-set-capabilities", caps);

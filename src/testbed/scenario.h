@@ -29,7 +29,11 @@ struct ScenarioConfig {
   int boot_timeout_ms = 180000;
   std::string workdir;       // must exist
   std::string name_prefix = "vm";
-  bool keep_ram_files = false;  // leave <name>.ram files when VMs stop (for inspection)
+  bool keep_ram_files = false;
+  std::vector<std::string> source_only_args;  // extra QEMU args for sources only
+  // Migration capabilities turned on for every source and destination, e.g. "multifd".
+  std::vector<std::string> capabilities;
+  int multifd_channels = 0;  // >0: set multifd-channels on both sides  // leave <name>.ram files when VMs stop (for inspection)
   GuestImage image;
 };
 
@@ -58,6 +62,7 @@ class Scenario {
  private:
   VmConfig SourceConfig(int i) const;
   Status ApplyMigrationSettings(QemuVm& vm);
+  Status ApplyCapabilities(QemuVm& vm);
 
   ScenarioConfig config_;
   std::vector<std::unique_ptr<QemuVm>> sources_, dests_;

@@ -228,6 +228,44 @@ TEST_F(GangE2E, UnreachableDestinationFailsBeforeAnythingStarts) {
   ExpectSourcesRunning();
 }
 
+TEST_F(GangE2E, DestinationRejectingTheStreamAfterSourceCompletedResumesSource) {
+  // The source has a device the destination lacks: QEMU on the destination rejects the
+  // device state after all RAM arrived. Without a return path the source QEMU has
+  // already declared success and stopped the VM; gangmig must notice and `cont` it.
+  ScenarioConfig c = Config(2, 192);
+  c.source_only_args = {"-device", "virtio-rng-pci"};
+  StartScenario(c);
+  StartReceiver(key_);
+  EXPECT_EQ(Migrate(MigrateArgv(key_)), 1) << Log("migrate.log");
+  std::string log = Log("migrate.log");
+  EXPECT_NE(log.find("source VM resumed with 'cont'"), std::string::npos) << log;
+  ExpectSourcesRunning();
+  ExpectNoDestinationRunning();
+  nlohmann::json r = ReadJson(dir_ + "/report.json");
+  for (const auto& vm : r["vms"]) {
+    EXPECT_EQ(vm["status"], "failed");
+    EXPECT_NE(vm["error"].get<std::string>().find("destination"), std::string::npos) << vm.dump();
+  }
+}
+
+TEST_F(GangE2E, MultifdChannelsAreRelayedVerbatim) {
+  ScenarioConfig c = Config(2, 192);
+  c.capabilities = {"multifd"};
+  c.multifd_channels = 2;
+  StartScenario(c);
+  StartReceiver(key_);
+  ASSERT_EQ(Migrate(MigrateArgv(key_)), 0) << Log("migrate.log") << Log("receiver.log");
+  nlohmann::json r = ReadJson(dir_ + "/report.json");
+  for (const auto& vm : r["vms"]) {
+    EXPECT_EQ(vm["status"], "completed") << vm.dump();
+    EXPECT_NE(vm["passthrough_reason"].get<std::string>().find("verbatim"), std::string::npos)
+        << vm.dump();
+    EXPECT_GT(vm["passthrough_bytes"].get<uint64_t>(), 10u << 20) << vm.dump();
+  }
+  Status ram = scenario_->CheckRamIdentical();
+  EXPECT_TRUE(ram.ok()) << ram.message();
+}
+
 TEST_F(GangE2E, DirectBaselineMigratesToo) {
   ScenarioConfig c = Config(2, 192);
   c.tcp_destinations = true;
