@@ -13,10 +13,13 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <iterator>
 #include <fstream>
 #include <sstream>
 
@@ -60,7 +63,29 @@ struct Run {
   std::string ram_check;  // "identical" or the error
   uint64_t kernel_link_bytes = 0;
   uint64_t distinct_pages = 0;
+  double receiver_cpu = 0;                  // gangmig receive (gang run only)
+  double qemu_src_cpu = 0, qemu_dst_cpu = 0;  // during the migration
 };
+
+// CPU seconds (user + system) a process has used so far, from /proc/PID/stat.
+double ProcessCpu(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  size_t close = stat.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream in(stat.substr(close + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; in >> field && i <= 15; ++i)
+    if (i == 14 || i == 15) ticks += std::stod(field);
+  return ticks / double(sysconf(_SC_CLK_TCK));
+}
+
+double SumCpu(std::vector<std::unique_ptr<testbed::QemuVm>>& vms) {
+  double total = 0;
+  for (auto& vm : vms) total += ProcessCpu(vm->pid());
+  return total;
+}
 
 std::string DefaultGuestDir() {
   std::error_code ec;
@@ -123,13 +148,19 @@ pid_t StartReceiver(const std::string& key_file, int port, const std::string& lo
   return pid;
 }
 
-void WaitChild(pid_t pid, int timeout_ms) {
+// Waits for the child (SIGKILL after the timeout); returns its CPU seconds.
+double WaitChild(pid_t pid, int timeout_ms) {
+  rusage ru{};
   for (int i = 0; i < timeout_ms / 10; ++i) {
-    if (waitpid(pid, nullptr, WNOHANG) == pid) return;
+    if (wait4(pid, nullptr, WNOHANG, &ru) == pid) {
+      return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+             (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    }
     usleep(10000);
   }
   kill(pid, SIGKILL);
-  waitpid(pid, nullptr, 0);
+  wait4(pid, nullptr, 0, &ru);
+  return 0;
 }
 
 testbed::ScenarioConfig BaseConfig(const DemoOptions& o, const testbed::GuestImage& image,
@@ -171,10 +202,13 @@ Run RunOnce(bool gang, const DemoOptions& o, const testbed::GuestImage& image,
   }
   fprintf(stderr, "== migrating %d VMs at once...\n", o.vms);
   uint64_t before = LoopbackTxBytes();
+  double src_cpu = SumCpu(sc.sources()), dst_cpu = SumCpu(sc.destinations());
   run.status = gang ? migrate::RunGangMigration(opt, &run.report)
                     : migrate::RunDirectMigration(opt, &run.report);
   run.kernel_link_bytes = LoopbackTxBytes() - before;
-  if (receiver > 0) WaitChild(receiver, 10000);
+  run.qemu_src_cpu = SumCpu(sc.sources()) - src_cpu;
+  run.qemu_dst_cpu = SumCpu(sc.destinations()) - dst_cpu;
+  if (receiver > 0) run.receiver_cpu = WaitChild(receiver, 10000);
   Status ram = sc.CheckRamIdentical();
   run.ram_check = ram.ok() ? "identical" : ram.message();
   (void)sc.StopAll();
@@ -182,18 +216,33 @@ Run RunOnce(bool gang, const DemoOptions& o, const testbed::GuestImage& image,
 }
 
 void PrintSideBySide(const Run& g, const Run& d) {
-  printf("\n%-10s | %-40s | %-40s\n", "", "gangmig (gang)", "plain QEMU (direct)");
-  printf("%-10s | %8s %9s %10s %10s | %8s %9s %10s %10s\n", "vm", "time s", "downtime",
-         "link MiB", "dedup %", "time s", "downtime", "link MiB", "zero pg");
+  printf("\n%-8s | %-57s | %-45s\n", "", "gangmig (gang)", "plain QEMU (direct)");
+  printf("%-8s | %7s %8s %9s %8s %8s %8s | %7s %8s %9s %8s %8s\n", "vm", "time s",
+         "downtime", "link MiB", "sent", "dedup", "zero", "time s", "downtime", "link MiB",
+         "sent", "zero");
+  auto row = [](const char* name, double t1, double dt1, uint64_t l1, uint64_t s1, uint64_t r1,
+                uint64_t z1, double t2, double dt2, uint64_t l2, uint64_t s2, uint64_t z2) {
+    printf("%-8s | %7.2f %6.0fms %9.1f %8llu %8llu %8llu | %7.2f %6.0fms %9.1f %8llu %8llu\n",
+           name, t1, dt1, l1 / 1048576.0, (unsigned long long)s1, (unsigned long long)r1,
+           (unsigned long long)z1, t2, dt2, l2 / 1048576.0, (unsigned long long)s2,
+           (unsigned long long)z2);
+  };
+  uint64_t gl = 0, gs = 0, gr = 0, gz = 0, dl = 0, ds = 0, dz = 0;
+  double gdt = 0, ddt = 0;
   for (size_t i = 0; i < g.report.vms.size() && i < d.report.vms.size(); ++i) {
     const auto& a = g.report.vms[i];
     const auto& b = d.report.vms[i];
-    uint64_t pages = a.pages_sent + a.pages_referenced;
-    printf("%-10s | %8.2f %7.0fms %10.1f %9.1f%% | %8.2f %7.0fms %10.1f %10llu\n",
-           a.name.c_str(), a.end_to_end_s(), a.downtime_ms(), a.link_bytes / 1048576.0,
-           pages ? 100.0 * a.pages_referenced / pages : 0.0, b.end_to_end_s(), b.downtime_ms(),
-           b.link_bytes / 1048576.0, (unsigned long long)b.zero_pages);
+    row(a.name.c_str(), a.end_to_end_s(), a.downtime_ms(), a.link_bytes, a.pages_sent,
+        a.pages_referenced, a.zero_pages, b.end_to_end_s(), b.downtime_ms(), b.link_bytes,
+        b.pages_sent, b.zero_pages);
+    gl += a.link_bytes, gs += a.pages_sent, gr += a.pages_referenced, gz += a.zero_pages;
+    dl += b.link_bytes, ds += b.pages_sent, dz += b.zero_pages;
+    gdt = std::max(gdt, a.downtime_ms()), ddt = std::max(ddt, b.downtime_ms());
   }
+  row("all", (g.report.end_us - g.report.start_us) / 1e6, gdt, gl, gs, gr, gz,
+      (d.report.end_us - d.report.start_us) / 1e6, ddt, dl, ds, dz);
+  printf("(all: gang wall time, longest downtime, sums; downtime is source STOP to destination "
+         "ready)\n");
   auto total = [](const Run& r) { return (r.report.end_us - r.report.start_us) / 1e6; };
   printf("\ntotal time (first migrate to last destination ready): gang %.2f s, direct %.2f s\n",
          total(g), total(d));
@@ -203,6 +252,11 @@ void PrintSideBySide(const Run& g, const Run& d) {
                              : 0.0);
   printf("gangmig's own count of link bytes: %.1f MiB sent, %.1f MiB received\n",
          g.report.link_tx_bytes / 1048576.0, g.report.link_rx_bytes / 1048576.0);
+  printf("CPU seconds during the migration: gang: gangmig migrate %.2f + receive %.2f, "
+         "source QEMUs %.2f, destination QEMUs %.2f; direct: source QEMUs %.2f, "
+         "destination QEMUs %.2f\n",
+         g.report.cpu_seconds, g.receiver_cpu, g.qemu_src_cpu, g.qemu_dst_cpu, d.qemu_src_cpu,
+         d.qemu_dst_cpu);
   printf("distinct non-zero pages over all sources (lower bound): %llu (%.1f MiB)\n",
          (unsigned long long)g.distinct_pages, g.distinct_pages * 4096 / 1048576.0);
   printf("RAM check: gang: %s; direct: %s\n", g.ram_check.c_str(), d.ram_check.c_str());
@@ -264,6 +318,12 @@ int RunDemo(const Args& args) {
     j["gang"]["ram_check"] = gang.ram_check;
     j["direct"]["ram_check"] = direct.ram_check;
     j["distinct_nonzero_pages"] = gang.distinct_pages;
+    j["gang"]["cpu"] = {{"gangmig_migrate", gang.report.cpu_seconds},
+                        {"gangmig_receive", gang.receiver_cpu},
+                        {"qemu_sources", gang.qemu_src_cpu},
+                        {"qemu_destinations", gang.qemu_dst_cpu}};
+    j["direct"]["cpu"] = {{"qemu_sources", direct.qemu_src_cpu},
+                          {"qemu_destinations", direct.qemu_dst_cpu}};
     std::ofstream(o.report) << j.dump(2) << "\n";
   }
   std::error_code ec;

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "base/alloc.h"
 #include "cli/commands.h"
 
 namespace gangmig::cli {
@@ -41,6 +42,7 @@ void Usage(FILE* out) {
 
 int main(int argc, char** argv) {
   using namespace gangmig::cli;
+  gangmig::TuneAllocator();
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
       !strcmp(argv[1], "help")) {
     Usage(stdout);

@@ -33,7 +33,7 @@ PageIndex::Lookup PageIndex::FindOrInsert(const Digest& digest) {
 
 uint32_t PageStore::Add(ByteView page) {
   if (count_ % kPagesPerSlab == 0) {
-    slabs_.push_back(std::make_unique<uint8_t[]>(kPagesPerSlab * kPageSize));
+    slabs_.push_back(std::make_unique_for_overwrite<uint8_t[]>(kPagesPerSlab * kPageSize));
   }
   uint8_t* dst = slabs_.back().get() + (count_ % kPagesPerSlab) * kPageSize;
   std::memcpy(dst, page.data(), kPageSize);
