@@ -19,10 +19,12 @@ extern const char kMigrateHelp[];
 extern const char kReceiveHelp[];
 extern const char kDemoHelp[];
 extern const char kKeygenHelp[];
+extern const char kBenchHelp[];
 
 int RunMigrate(const Args& args);
 int RunReceive(const Args& args);
 int RunDemo(const Args& args);
 int RunKeygen(const Args& args);
+int RunBench(const Args& args);
 
 }  // namespace gangmig::cli

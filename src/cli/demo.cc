@@ -25,6 +25,7 @@
 
 #include "base/clock.h"
 #include "cli/commands.h"
+#include "cli/runs.h"
 #include "migrate/direct.h"
 #include "migrate/sender.h"
 #include "testbed/scenario.h"
@@ -56,164 +57,6 @@ struct DemoOptions {
   int vms = 4, mem = 256, workload = 64, dirty_rate = 200, link_mbit = 1000;
   std::string guest_dir, report;
 };
-
-struct Run {
-  migrate::Report report;
-  Status status;
-  std::string ram_check;  // "identical" or the error
-  uint64_t kernel_link_bytes = 0;
-  uint64_t distinct_pages = 0;
-  double receiver_cpu = 0;                  // gangmig receive (gang run only)
-  double qemu_src_cpu = 0, qemu_dst_cpu = 0;  // during the migration
-};
-
-// CPU seconds (user + system) a process has used so far, from /proc/PID/stat.
-double ProcessCpu(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  size_t close = stat.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream in(stat.substr(close + 2));
-  std::string field;
-  double ticks = 0;
-  for (int i = 3; in >> field && i <= 15; ++i)
-    if (i == 14 || i == 15) ticks += std::stod(field);
-  return ticks / double(sysconf(_SC_CLK_TCK));
-}
-
-double SumCpu(std::vector<std::unique_ptr<testbed::QemuVm>>& vms) {
-  double total = 0;
-  for (auto& vm : vms) total += ProcessCpu(vm->pid());
-  return total;
-}
-
-std::string DefaultGuestDir() {
-  std::error_code ec;
-  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  // build/gangmig -> <source>/guest/out
-  std::string guess = exe.parent_path().parent_path().string() + "/guest/out";
-  return testbed::GuestImage::DirFromEnv(guess);
-}
-
-uint64_t LoopbackTxBytes() {
-  std::ifstream f("/proc/self/net/dev");
-  std::string line;
-  while (std::getline(f, line)) {
-    auto colon = line.find(':');
-    if (colon == std::string::npos) continue;
-    std::string name = line.substr(0, colon);
-    name.erase(0, name.find_first_not_of(' '));
-    if (name != "lo") continue;
-    std::istringstream in(line.substr(colon + 1));
-    uint64_t v[9] = {};
-    for (auto& x : v) in >> x;
-    return v[8];  // transmit bytes
-  }
-  return 0;
-}
-
-// A private network namespace with lo up (and shaped): only this demo's traffic counts.
-std::string IsolateNetwork(int link_mbit) {
-  if (geteuid() != 0) return "not root: link bytes are gangmig's own socket counts";
-  if (unshare(CLONE_NEWNET) != 0) return std::string("unshare: ") + strerror(errno);
-  int s = socket(AF_INET, SOCK_DGRAM, 0);
-  ifreq ifr{};
-  strcpy(ifr.ifr_name, "lo");
-  ioctl(s, SIOCGIFFLAGS, &ifr);
-  ifr.ifr_flags |= IFF_UP;
-  int rc = ioctl(s, SIOCSIFFLAGS, &ifr);
-  close(s);
-  if (rc != 0) return "cannot bring lo up in the namespace";
-  std::string shaped = "unshaped loopback";
-  if (link_mbit > 0) {
-    std::string cmd = "tc qdisc add dev lo root tbf rate " + std::to_string(link_mbit) +
-                      "mbit burst 512kb latency 100ms 2>/dev/null";
-    shaped = system(cmd.c_str()) == 0 ? "loopback shaped to " + std::to_string(link_mbit) +
-                                            " Mbit/s (tc tbf)"
-                                      : "unshaped loopback (tc not available)";
-  }
-  return "private network namespace, " + shaped;
-}
-
-pid_t StartReceiver(const std::string& key_file, int port, const std::string& log) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    FILE* f = freopen(log.c_str(), "w", stderr);
-    (void)f;
-    std::string listen = "127.0.0.1:" + std::to_string(port);
-    execl("/proc/self/exe", "gangmig", "receive", "--listen", listen.c_str(), "--key-file",
-          key_file.c_str(), "--once", (char*)nullptr);
-    _exit(127);
-  }
-  return pid;
-}
-
-// Waits for the child (SIGKILL after the timeout); returns its CPU seconds.
-double WaitChild(pid_t pid, int timeout_ms) {
-  rusage ru{};
-  for (int i = 0; i < timeout_ms / 10; ++i) {
-    if (wait4(pid, nullptr, WNOHANG, &ru) == pid) {
-      return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
-             (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-    }
-    usleep(10000);
-  }
-  kill(pid, SIGKILL);
-  wait4(pid, nullptr, 0, &ru);
-  return 0;
-}
-
-testbed::ScenarioConfig BaseConfig(const DemoOptions& o, const testbed::GuestImage& image,
-                                   const std::string& workdir) {
-  testbed::ScenarioConfig c;
-  c.vms = o.vms;
-  c.mem_mib = o.mem;
-  c.workload_mib = o.workload;
-  c.dirty_rate = o.dirty_rate;
-  c.max_bandwidth = 10LL << 30;  // the link, not QEMU's throttle, must be the limit
-  c.workdir = workdir;
-  c.image = image;
-  return c;
-}
-
-Run RunOnce(bool gang, const DemoOptions& o, const testbed::GuestImage& image,
-            const std::string& workdir, const std::string& key_file) {
-  Run run;
-  testbed::ScenarioConfig c = BaseConfig(o, image, workdir);
-  c.tcp_destinations = !gang;
-  testbed::Scenario sc(c);
-  fprintf(stderr, "== %s: booting %d source guests and %d paused destinations...\n",
-          gang ? "gang migration through gangmig" : "direct QEMU migration", o.vms, o.vms);
-  run.status = sc.Start();
-  if (!run.status.ok()) return run;
-  auto distinct = sc.DistinctNonZeroPages();
-  if (distinct.ok()) run.distinct_pages = *distinct;
-  migrate::SenderOptions opt;
-  opt.vms = sc.Specs();
-  opt.timeout_s = 600;
-  pid_t receiver = -1;
-  if (gang) {
-    receiver = StartReceiver(key_file, 7070, workdir + "/receiver.log");
-    opt.receiver = "127.0.0.1:7070";
-    std::ifstream k(key_file);
-    std::string key;
-    std::getline(k, key);
-    opt.key = Bytes(key.begin(), key.end());
-  }
-  fprintf(stderr, "== migrating %d VMs at once...\n", o.vms);
-  uint64_t before = LoopbackTxBytes();
-  double src_cpu = SumCpu(sc.sources()), dst_cpu = SumCpu(sc.destinations());
-  run.status = gang ? migrate::RunGangMigration(opt, &run.report)
-                    : migrate::RunDirectMigration(opt, &run.report);
-  run.kernel_link_bytes = LoopbackTxBytes() - before;
-  run.qemu_src_cpu = SumCpu(sc.sources()) - src_cpu;
-  run.qemu_dst_cpu = SumCpu(sc.destinations()) - dst_cpu;
-  if (receiver > 0) run.receiver_cpu = WaitChild(receiver, 10000);
-  Status ram = sc.CheckRamIdentical();
-  run.ram_check = ram.ok() ? "identical" : ram.message();
-  (void)sc.StopAll();
-  return run;
-}
 
 void PrintSideBySide(const Run& g, const Run& d) {
   printf("\n%-8s | %-57s | %-45s\n", "", "gangmig (gang)", "plain QEMU (direct)");
@@ -305,8 +148,17 @@ int RunDemo(const Args& args) {
   std::string key_file = workdir + "/key";
   if (RunKeygen({key_file}) != 0) return 1;
 
-  Run gang = RunOnce(true, o, *image, workdir, key_file);
-  Run direct = RunOnce(false, o, *image, workdir, key_file);
+  testbed::ScenarioConfig c;
+  c.vms = o.vms;
+  c.mem_mib = o.mem;
+  c.workload_mib = o.workload;
+  c.dirty_rate = o.dirty_rate;
+  c.max_bandwidth = 10LL << 30;  // the link, not QEMU's throttle, must be the limit
+  c.workdir = workdir;
+  c.image = *image;
+  c.first_port = 47001;
+  Run gang = RunOnce(Mode::kGang, c, key_file);
+  Run direct = RunOnce(Mode::kDirect, c, key_file);
   PrintSideBySide(gang, direct);
 
   if (!o.report.empty()) {

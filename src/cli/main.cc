@@ -19,6 +19,8 @@ const Command kCommands[] = {
      kReceiveHelp, RunReceive},
     {"demo", "on this machine: start VMs, gang-migrate, check RAM, compare with direct",
      kDemoHelp, RunDemo},
+    {"bench", "run the benchmark scenarios (gang vs plain QEMU) and write results/",
+     kBenchHelp, RunBench},
     {"keygen", "write a new random shared key file", kKeygenHelp, RunKeygen},
 };
 

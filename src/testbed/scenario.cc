@@ -18,6 +18,7 @@ VmConfig Scenario::SourceConfig(int i) const {
   c.seed = i + 1;
   c.workload_mib = config_.workload_mib;
   c.dirty_rate = config_.dirty_rate;
+  c.extra_append = config_.extra_append;
   c.keep_ram_file = config_.keep_ram_files;
   c.kill_with_parent = false;
   c.start_timeout_ms = 30000;
@@ -59,9 +60,10 @@ Status Scenario::ApplyCapabilities(QemuVm& vm) {
     auto r = vm.harness().Execute("migrate-set-capabilities", {{"capabilities", caps}});
     if (!r.ok()) return r.status();
   }
-  if (config_.multifd_channels > 0) {
-    auto r = vm.harness().Execute("migrate-set-parameters",
-                                  {{"multifd-channels", config_.multifd_channels}});
+  nlohmann::json params = config_.parameters;
+  if (config_.multifd_channels > 0) params["multifd-channels"] = config_.multifd_channels;
+  if (!params.empty()) {
+    auto r = vm.harness().Execute("migrate-set-parameters", params);
     if (!r.ok()) return r.status();
   }
   return Status::Ok();

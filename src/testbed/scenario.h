@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -29,11 +30,13 @@ struct ScenarioConfig {
   int boot_timeout_ms = 180000;
   std::string workdir;       // must exist
   std::string name_prefix = "vm";
+  std::string extra_append;  // more guest kernel command line (e.g. gangmig.shared_pct=0)
   bool keep_ram_files = false;
   std::vector<std::string> source_only_args;  // extra QEMU args for sources only
   // Migration capabilities turned on for every source and destination, e.g. "multifd".
   std::vector<std::string> capabilities;
-  int multifd_channels = 0;  // >0: set multifd-channels on both sides  // leave <name>.ram files when VMs stop (for inspection)
+  int multifd_channels = 0;  // >0: set multifd-channels on both sides
+  nlohmann::json parameters = nlohmann::json::object();  // more migrate-set-parameters, both sides  // leave <name>.ram files when VMs stop (for inspection)
   GuestImage image;
 };
 

@@ -1,0 +1,249 @@
+// `gangmig bench`: the evaluation of the gang-migration paper, on this machine. Each
+// scenario migrates the same guests three ways in the same run (gangmig, plain QEMU,
+// plain QEMU with multifd+zstd), repeated; every run's raw figures go to
+// results/<scenario>/<point>/<mode>-<rep>.json, one line per run to results/runs.csv,
+// and medians (min-max) to results/summary.md. bench/plot.py turns runs.csv into PNGs.
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <thread>
+#include <iterator>
+
+#include "cli/commands.h"
+#include "cli/runs.h"
+#include "migrate/report.h"
+
+namespace gangmig::cli {
+
+const char kBenchHelp[] =
+    "usage: gangmig bench [--smoke] [--scenarios LIST] [--reps N] [--link-mbit MBIT]\n"
+    "                     [--out DIR] [--guest-dir DIR]\n\n"
+    "Runs the benchmark scenarios, each point three ways (gang, direct,\n"
+    "direct-multifd-zstd) and --reps times, in a private network namespace whose loopback\n"
+    "is shaped to --link-mbit (default 1000). Writes DIR (default results/): raw JSON per\n"
+    "run, runs.csv, summary.md. Scenarios (default all but single-size):\n"
+    "  gang-size    1, 2, 4, 8 VMs of 512 MiB running the same image\n"
+    "  control      2 VMs whose workload memory is random (no sharing beyond the OS)\n"
+    "  busy         2 VMs re-dirtying 0, 2000, 8000 pages/s during migration\n"
+    "  single-size  1 VM of 1, 2, 4 GiB with half its memory filled\n"
+    "  --smoke      one point (2 VMs of 192 MiB), one repetition: a quick check\n";
+
+namespace {
+
+struct Point {
+  std::string scenario, label;
+  testbed::ScenarioConfig config;
+};
+
+std::vector<Point> Points(const std::string& list, bool smoke) {
+  std::vector<Point> pts;
+  auto want = [&](const char* s) { return list.find(s) != std::string::npos; };
+  auto base = [](int vms, int mem, int workload) {
+    testbed::ScenarioConfig c;
+    c.vms = vms;
+    c.mem_mib = mem;
+    c.workload_mib = workload;
+    c.dirty_rate = 200;
+    c.max_bandwidth = 10LL << 30;
+    c.boot_timeout_ms = 600000;
+    return c;
+  };
+  if (smoke) {
+    pts.push_back({"smoke", "2x192", base(2, 192, 24)});
+    return pts;
+  }
+  if (want("gang-size"))
+    for (int n : {1, 2, 4, 8}) pts.push_back({"gang-size", std::to_string(n), base(n, 512, 128)});
+  if (want("control")) {
+    Point p{"control", "random", base(2, 512, 256)};
+    p.config.extra_append = "gangmig.shared_pct=0";
+    pts.push_back(p);
+  }
+  if (want("busy"))
+    for (int r : {0, 2000, 8000}) {
+      Point p{"busy", std::to_string(r), base(2, 512, 128)};
+      p.config.dirty_rate = r;
+      pts.push_back(p);
+    }
+  if (want("single-size"))
+    for (int g : {1, 2, 4}) pts.push_back({"single-size", std::to_string(g) + "G", base(1, g << 10, g << 9)});
+  return pts;
+}
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+struct Row {
+  std::string scenario, label, mode;
+  int rep;
+  double time_s, downtime_ms, cpu_gangmig, cpu_qemu;
+  uint64_t link_kernel, link_own, sent, ref, zero, lower_bound, rss_send, rss_recv;
+  std::string ram;
+  bool ok;
+};
+
+std::string Csv(const Row& r) {
+  std::ostringstream o;
+  o << r.scenario << "," << r.label << "," << r.mode << "," << r.rep << "," << r.time_s << ","
+    << r.downtime_ms << "," << r.link_kernel << "," << r.link_own << "," << r.sent << ","
+    << r.ref << "," << r.zero << "," << r.lower_bound << "," << r.cpu_gangmig << ","
+    << r.cpu_qemu << "," << r.rss_send << "," << r.rss_recv << "," << (r.ok ? "ok" : "failed")
+    << "," << (r.ram == "identical" ? "identical" : "differs");
+  return o.str();
+}
+
+void WriteSummary(const std::vector<Row>& rows, const std::string& path, const std::string& link,
+                  int link_mbit) {
+  std::map<std::string, std::vector<const Row*>> groups;
+  std::vector<std::string> order;
+  for (const Row& r : rows) {
+    std::string k = r.scenario + "|" + r.label + "|" + r.mode;
+    if (!groups.count(k)) order.push_back(k);
+    groups[k].push_back(&r);
+  }
+  std::ofstream md(path);
+  md << "Link: " << link << ". Median (min-max) over repetitions.\n\n"
+     << "| scenario | point | mode | runs ok | total time s | max downtime ms | link MiB | "
+        "gangmig CPU s | QEMU CPU s | lower bound MiB (time s) |\n"
+     << "|---|---|---|---|---|---|---|---|---|---|\n";
+  for (const std::string& k : order) {
+    auto& g = groups[k];
+    std::vector<double> t, d, l, cg, cq, lb;
+    int ok = 0;
+    for (const Row* r : g) {
+      if (!r->ok || r->ram != "identical") continue;
+      ++ok;
+      t.push_back(r->time_s), d.push_back(r->downtime_ms), l.push_back(r->link_kernel / 1048576.0);
+      cg.push_back(r->cpu_gangmig), cq.push_back(r->cpu_qemu), lb.push_back(r->lower_bound / 1048576.0);
+    }
+    auto cell = [](const std::vector<double>& v, int prec) {
+      if (v.empty()) return std::string("-");
+      char b[96];
+      snprintf(b, sizeof(b), "%.*f (%.*f-%.*f)", prec, Median(v), prec,
+               *std::min_element(v.begin(), v.end()), prec, *std::max_element(v.begin(), v.end()));
+      return std::string(b);
+    };
+    char bound[64] = "-";
+    if (!lb.empty() && lb[0] > 0 && link_mbit > 0)
+      snprintf(bound, sizeof(bound), "%.1f (%.2f)", Median(lb), Median(lb) * 8.388608 / link_mbit);
+    md << "| " << g[0]->scenario << " | " << g[0]->label << " | " << g[0]->mode << " | " << ok
+       << "/" << g.size() << " | " << cell(t, 2) << " | " << cell(d, 0) << " | " << cell(l, 1)
+       << " | " << cell(cg, 2) << " | " << cell(cq, 2) << " | " << bound << " |\n";
+  }
+}
+
+}  // namespace
+
+int RunBench(const Args& args) {
+  bool smoke = false;
+  int reps = 3, link_mbit = 1000;
+  std::string list = "gang-size,control,busy", out = "results", guest_dir;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& k = args[i];
+    if (k == "--smoke") { smoke = true; continue; }
+    if (i + 1 >= args.size()) {
+      fprintf(stderr, "gangmig bench: '%s' needs a value\n\n%s", k.c_str(), kBenchHelp);
+      return 2;
+    }
+    const std::string& v = args[++i];
+    if (k == "--scenarios") list = v;
+    else if (k == "--reps") reps = atoi(v.c_str());
+    else if (k == "--link-mbit") link_mbit = atoi(v.c_str());
+    else if (k == "--out") out = v;
+    else if (k == "--guest-dir") guest_dir = v;
+    else {
+      fprintf(stderr, "gangmig bench: unknown option '%s'\n\n%s", k.c_str(), kBenchHelp);
+      return 2;
+    }
+  }
+  if (smoke) reps = 1;
+  auto image = testbed::GuestImage::Locate(guest_dir.empty() ? DefaultGuestDir() : guest_dir);
+  if (!image.ok()) {
+    fprintf(stderr, "gangmig bench: %s\n", image.status().message().c_str());
+    return 1;
+  }
+  std::string link = IsolateNetwork(link_mbit);
+  std::filesystem::create_directories(out);
+  char tmpl[] = "/tmp/gangmig-bench-XXXXXX";
+  if (!mkdtemp(tmpl)) return 1;
+  std::string workdir = tmpl, key_file = workdir + "/key";
+  if (RunKeygen({key_file}) != 0) return 1;
+  std::ofstream csv(out + "/runs.csv");
+  csv << "scenario,point,mode,rep,total_time_s,max_downtime_ms,link_bytes_kernel,"
+         "link_bytes_gangmig,pages_sent,pages_referenced,zero_pages,lower_bound_bytes,"
+         "gangmig_cpu_s,qemu_cpu_s,sender_rss_kib,receiver_rss_kib,status,ram\n";
+  std::vector<Row> rows;
+  bool all_ok = true;
+  for (const Point& p : Points(list, smoke)) {
+    uint64_t lower_bound = 0;
+    for (int rep = 1; rep <= reps; ++rep) {
+      for (Mode mode : {Mode::kGang, Mode::kDirect, Mode::kDirectMultifdZstd}) {
+        testbed::ScenarioConfig c = p.config;
+        c.workdir = workdir;
+        c.image = *image;
+        c.first_port = 47001;
+        Run run = RunOnce(mode, c, key_file);
+        if (mode == Mode::kGang && run.distinct_pages)
+          lower_bound = run.distinct_pages * 4096 + run.stream_nonpage_bytes;
+        Row r{p.scenario, p.label, ModeName(mode), rep, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, "", false};
+        r.time_s = (run.report.end_us - run.report.start_us) / 1e6;
+        for (const auto& v : run.report.vms) {
+          r.downtime_ms = std::max(r.downtime_ms, v.downtime_ms());
+          r.sent += v.pages_sent, r.ref += v.pages_referenced, r.zero += v.zero_pages;
+        }
+        r.link_kernel = run.kernel_link_bytes;
+        r.link_own = run.report.link_tx_bytes + run.report.link_rx_bytes;
+        r.lower_bound = lower_bound;
+        r.cpu_gangmig = run.report.cpu_seconds + run.receiver_cpu;
+        r.cpu_qemu = run.qemu_src_cpu + run.qemu_dst_cpu;
+        r.rss_send = mode == Mode::kGang ? run.report.peak_rss_kib : 0;
+        r.rss_recv = run.receiver_peak_rss_kib;
+        r.ram = run.ram_check;
+        r.ok = run.status.ok();
+        all_ok = all_ok && r.ok && r.ram == "identical";
+        if (!run.status.ok())
+          fprintf(stderr, "gangmig bench: %s/%s %s failed: %s\n", p.scenario.c_str(),
+                  p.label.c_str(), r.mode.c_str(), run.status.message().c_str());
+        rows.push_back(r);
+        csv << Csv(r) << "\n" << std::flush;
+        std::string dir = out + "/" + p.scenario + "/" + p.label;
+        std::filesystem::create_directories(dir);
+        nlohmann::json j = run.report.ToJson();
+        j["kernel_link_bytes"] = run.kernel_link_bytes;
+        j["ram_check"] = run.ram_check;
+        j["distinct_nonzero_pages"] = run.distinct_pages;
+        j["lower_bound_bytes"] = lower_bound;
+        j["cpu"] = {{"gangmig_migrate", run.report.cpu_seconds},
+                    {"gangmig_receive", run.receiver_cpu},
+                    {"qemu_sources", run.qemu_src_cpu},
+                    {"qemu_destinations", run.qemu_dst_cpu}};
+        j["receiver_peak_rss_kib"] = run.receiver_peak_rss_kib;
+        j["link"] = link;
+        std::ofstream(dir + "/" + r.mode + "-" + std::to_string(rep) + ".json") << j.dump(2) << "\n";
+        fprintf(stderr, "== %s/%s %s rep %d: %.2f s, link %.1f MiB, RAM %s\n", p.scenario.c_str(),
+                p.label.c_str(), r.mode.c_str(), rep, r.time_s, r.link_kernel / 1048576.0,
+                r.ram.c_str());
+      }
+    }
+  }
+  WriteSummary(rows, out + "/summary.md", link, link_mbit);
+  std::error_code ec;
+  std::filesystem::remove_all(workdir, ec);
+  std::ifstream summary(out + "/summary.md");
+  std::stringstream text;
+  text << summary.rdbuf();
+  printf("%s", text.str().c_str());
+  printf("bench %s: results in %s/\n", all_ok ? "completed" : "had failures", out.c_str());
+  return all_ok ? 0 : 1;
+}
+
+}  // namespace gangmig::cli

@@ -1,0 +1,195 @@
+#include <errno.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <iterator>
+#include <fstream>
+#include <sstream>
+
+#include "base/clock.h"
+#include "cli/commands.h"
+#include "cli/runs.h"
+#include "migrate/direct.h"
+#include "migrate/sender.h"
+#include "testbed/scenario.h"
+
+namespace gangmig::cli {
+namespace {
+
+
+
+
+// CPU seconds (user + system) a process has used so far, from /proc/PID/stat.
+double ProcessCpu(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  size_t close = stat.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream in(stat.substr(close + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; in >> field && i <= 15; ++i)
+    if (i == 14 || i == 15) ticks += std::stod(field);
+  return ticks / double(sysconf(_SC_CLK_TCK));
+}
+
+double SumCpu(std::vector<std::unique_ptr<testbed::QemuVm>>& vms) {
+  double total = 0;
+  for (auto& vm : vms) total += ProcessCpu(vm->pid());
+  return total;
+}
+
+std::string DefaultGuestDirImpl() {
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  // build/gangmig -> <source>/guest/out
+  std::string guess = exe.parent_path().parent_path().string() + "/guest/out";
+  return testbed::GuestImage::DirFromEnv(guess);
+}
+
+uint64_t LoopbackTxBytes() {
+  std::ifstream f("/proc/self/net/dev");
+  std::string line;
+  while (std::getline(f, line)) {
+    auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::string name = line.substr(0, colon);
+    name.erase(0, name.find_first_not_of(' '));
+    if (name != "lo") continue;
+    std::istringstream in(line.substr(colon + 1));
+    uint64_t v[9] = {};
+    for (auto& x : v) in >> x;
+    return v[8];  // transmit bytes
+  }
+  return 0;
+}
+
+// A private network namespace with lo up (and shaped): only this demo's traffic counts.
+std::string IsolateNetworkImpl(int link_mbit) {
+  if (geteuid() != 0) return "not root: link bytes are gangmig's own socket counts";
+  if (unshare(CLONE_NEWNET) != 0) return std::string("unshare: ") + strerror(errno);
+  int s = socket(AF_INET, SOCK_DGRAM, 0);
+  ifreq ifr{};
+  strcpy(ifr.ifr_name, "lo");
+  ioctl(s, SIOCGIFFLAGS, &ifr);
+  ifr.ifr_flags |= IFF_UP;
+  int rc = ioctl(s, SIOCSIFFLAGS, &ifr);
+  close(s);
+  if (rc != 0) return "cannot bring lo up in the namespace";
+  std::string shaped = "unshaped loopback";
+  if (link_mbit > 0) {
+    std::string cmd = "tc qdisc add dev lo root tbf rate " + std::to_string(link_mbit) +
+                      "mbit burst 512kb latency 100ms 2>/dev/null";
+    shaped = system(cmd.c_str()) == 0 ? "loopback shaped to " + std::to_string(link_mbit) +
+                                            " Mbit/s (tc tbf)"
+                                      : "unshaped loopback (tc not available)";
+  }
+  return "private network namespace, " + shaped;
+}
+
+pid_t StartReceiver(const std::string& key_file, int port, const std::string& log) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    FILE* f = freopen(log.c_str(), "w", stderr);
+    (void)f;
+    std::string listen = "127.0.0.1:" + std::to_string(port);
+    execl("/proc/self/exe", "gangmig", "receive", "--listen", listen.c_str(), "--key-file",
+          key_file.c_str(), "--once", (char*)nullptr);
+    _exit(127);
+  }
+  return pid;
+}
+
+// Waits for the child (SIGKILL after the timeout); returns its CPU seconds.
+double WaitChild(pid_t pid, int timeout_ms, uint64_t* peak_rss_kib) {
+  rusage ru{};
+  for (int i = 0; i < timeout_ms / 10; ++i) {
+    if (wait4(pid, nullptr, WNOHANG, &ru) == pid) {
+      *peak_rss_kib = uint64_t(ru.ru_maxrss);
+      return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+             (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    }
+    usleep(10000);
+  }
+  kill(pid, SIGKILL);
+  wait4(pid, nullptr, 0, &ru);
+  return 0;
+}
+
+}  // namespace
+
+const char* ModeName(Mode m) {
+  switch (m) {
+    case Mode::kGang: return "gang";
+    case Mode::kDirect: return "direct";
+    case Mode::kDirectMultifdZstd: return "direct-multifd-zstd";
+  }
+  return "?";
+}
+
+Run RunOnce(Mode mode, testbed::ScenarioConfig c, const std::string& key_file) {
+  Run run;
+  bool gang = mode == Mode::kGang;
+  c.tcp_destinations = !gang;
+  if (mode == Mode::kDirectMultifdZstd) {
+    c.capabilities.push_back("multifd");
+    c.multifd_channels = 2;
+    c.parameters["multifd-compression"] = "zstd";
+  }
+  testbed::Scenario sc(c);
+  fprintf(stderr, "== %s: booting %d source guests and %d paused destinations...\n",
+          ModeName(mode), c.vms, c.vms);
+  run.status = sc.Start();
+  if (!run.status.ok()) return run;
+  auto distinct = sc.DistinctNonZeroPages();
+  if (distinct.ok()) run.distinct_pages = *distinct;
+  migrate::SenderOptions opt;
+  opt.vms = sc.Specs();
+  opt.timeout_s = 1800;
+  pid_t receiver = -1;
+  if (gang) {
+    int port = c.first_port - 1;
+    receiver = StartReceiver(key_file, port, c.workdir + "/receiver.log");
+    opt.receiver = "127.0.0.1:" + std::to_string(port);
+    std::ifstream k(key_file);
+    std::string key;
+    std::getline(k, key);
+    opt.key = Bytes(key.begin(), key.end());
+  }
+  fprintf(stderr, "== migrating %d VMs at once (%s)...\n", c.vms, ModeName(mode));
+  // Reset this process's peak RSS so the report's figure covers the migration only.
+  std::ofstream("/proc/self/clear_refs") << "5";
+  uint64_t before = LoopbackTxBytes();
+  double src_cpu = SumCpu(sc.sources()), dst_cpu = SumCpu(sc.destinations());
+  run.status = gang ? migrate::RunGangMigration(opt, &run.report)
+                    : migrate::RunDirectMigration(opt, &run.report);
+  run.kernel_link_bytes = LoopbackTxBytes() - before;
+  uint64_t paged = (run.report.vms.empty() ? 0 : 0);
+  for (const auto& v : run.report.vms) paged += (v.pages_sent + v.pages_referenced) * 4096;
+  uint64_t stream = 0;
+  for (const auto& v : run.report.vms) stream += v.stream_bytes;
+  if (gang && stream >= paged) run.stream_nonpage_bytes = stream - paged;
+  run.qemu_src_cpu = SumCpu(sc.sources()) - src_cpu;
+  run.qemu_dst_cpu = SumCpu(sc.destinations()) - dst_cpu;
+  if (receiver > 0) run.receiver_cpu = WaitChild(receiver, 10000, &run.receiver_peak_rss_kib);
+  Status ram = sc.CheckRamIdentical();
+  run.ram_check = ram.ok() ? "identical" : ram.message();
+  (void)sc.StopAll();
+  return run;
+}
+
+std::string DefaultGuestDir() { return DefaultGuestDirImpl(); }
+std::string IsolateNetwork(int link_mbit) { return IsolateNetworkImpl(link_mbit); }
+
+}  // namespace gangmig::cli

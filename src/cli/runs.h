@@ -1,0 +1,41 @@
+// One measured migration run on this machine, shared by `gangmig demo` and
+// `gangmig bench`: boot a gang (testbed::Scenario), migrate it one way (gangmig, plain
+// QEMU, or plain QEMU with multifd+zstd), and collect the figures: the report, bytes on
+// the link from the kernel's loopback counters, CPU seconds of every process involved,
+// and the byte-for-byte RAM check.
+#pragma once
+
+#include <string>
+
+#include "base/status.h"
+#include "migrate/report.h"
+#include "testbed/scenario.h"
+
+namespace gangmig::cli {
+
+enum class Mode { kGang, kDirect, kDirectMultifdZstd };
+const char* ModeName(Mode m);  // "gang", "direct", "direct-multifd-zstd"
+
+struct Run {
+  migrate::Report report;
+  Status status;
+  std::string ram_check;  // "identical" or the error
+  uint64_t kernel_link_bytes = 0;
+  uint64_t distinct_pages = 0;    // distinct non-zero pages over the sources' RAM
+  uint64_t stream_nonpage_bytes = 0;
+  double receiver_cpu = 0;                    // gangmig receive (gang run only)
+  double qemu_src_cpu = 0, qemu_dst_cpu = 0;  // during the migration
+  uint64_t receiver_peak_rss_kib = 0;
+};
+
+// Boots the gang described by `config` (its workdir must exist), migrates it in `mode`
+// and stops every VM again. `key_file` is used by the gang mode.
+Run RunOnce(Mode mode, testbed::ScenarioConfig config, const std::string& key_file);
+
+// Moves this process into a private network namespace with lo up and, if link_mbit > 0,
+// shaped with tc tbf. Returns a description of the link for reports.
+std::string IsolateNetwork(int link_mbit);
+// guest/out next to the build directory, or $GANGMIG_GUEST_DIR.
+std::string DefaultGuestDir();
+
+}  // namespace gangmig::cli
