@@ -27,6 +27,7 @@
 
 #include "base/clock.h"
 #include "migrate/page_codec.h"
+#include "migrate/stream_tee.h"
 #include "migrate/vm_monitor.h"
 #include "net/socket.h"
 #include "wire/frame.h"
@@ -37,18 +38,6 @@ namespace gangmig::migrate {
 namespace {
 
 using nlohmann::json;
-
-// Debugging aid, as in sender.cc: GANGMIG_TEE_DIR receives a copy of every rebuilt stream.
-void Tee(const char* side, uint16_t vm, uint8_t ch, ByteView data) {
-  static const char* dir = getenv("GANGMIG_TEE_DIR");
-  if (!dir) return;
-  std::string path = std::string(dir) + "/" + side + "-vm" + std::to_string(vm) + "-ch" +
-                     std::to_string(ch) + ".bin";
-  FILE* f = fopen(path.c_str(), "ab");
-  if (!f) return;
-  fwrite(data.data(), 1, data.size(), f);
-  fclose(f);
-}
 
 struct DestChannel {
   net::Fd fd;
@@ -180,7 +169,7 @@ Status Session::Deliver(DestVm& vm, uint16_t id, uint8_t ch, ByteView bytes) {
                          " after its end");
   c.out.Append(bytes);
   vm.bytes_out += bytes.size();
-  Tee("receiver", id, ch, bytes);
+  TeeStream("receiver", id, ch, bytes);
   return Status::Ok();
 }
 

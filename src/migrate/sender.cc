@@ -27,6 +27,7 @@
 #include "base/clock.h"
 #include "migrate/page_codec.h"
 #include "migrate/progress.h"
+#include "migrate/stream_tee.h"
 #include "migrate/vm_monitor.h"
 #include "net/socket.h"
 #include "qemu_stream/stream_parser.h"
@@ -40,19 +41,6 @@ namespace {
 using nlohmann::json;
 
 constexpr size_t kReadChunk = 256 * 1024;
-
-// Debugging aid: with GANGMIG_TEE_DIR set, every stream byte is also appended to
-// $GANGMIG_TEE_DIR/<side>-vm<id>-ch<channel>.bin so both ends can be compared.
-void Tee(const char* side, uint16_t vm, uint8_t ch, ByteView data) {
-  static const char* dir = getenv("GANGMIG_TEE_DIR");
-  if (!dir) return;
-  std::string path = std::string(dir) + "/" + side + "-vm" + std::to_string(vm) + "-ch" +
-                     std::to_string(ch) + ".bin";
-  FILE* f = fopen(path.c_str(), "ab");
-  if (!f) return;
-  fwrite(data.data(), 1, data.size(), f);
-  fclose(f);
-}
 
 struct Channel {
   net::Fd fd;
@@ -243,7 +231,7 @@ void Sender::ReadChannel(Vm& vm, uint16_t id, uint8_t ch) {
     wire::AppendChannelEof(writer_->frames(), id, ch);
   } else {
     vm.rep->stream_bytes += uint64_t(n);
-    Tee("sender", id, ch, ByteView(buf.data(), size_t(n)));
+    TeeStream("sender", id, ch, ByteView(buf.data(), size_t(n)));
     if (c.parser) {
       c.parser->Feed(ByteView(buf.data(), size_t(n)));
     } else {

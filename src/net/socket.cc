@@ -115,24 +115,37 @@ Result<Fd> NewSocket(int family, const Address& addr) {
   return fd;
 }
 
-}  // namespace
-
-Result<Fd> Listen(const Address& addr, int backlog) {
+// The socket address of `addr` (resolving a TCP host name).
+struct SockAddr {
   sockaddr_storage ss{};
   socklen_t len = 0;
   int family = AF_UNIX;
+};
+
+Result<SockAddr> ToSockAddr(const Address& addr) {
+  SockAddr sa;
   if (addr.kind == Address::Kind::kUnix) {
-    auto sa = UnixSockaddr(addr);
-    memcpy(&ss, &sa.value(), sizeof(sockaddr_un));
-    len = sizeof(sockaddr_un);
-    unlink(addr.path.c_str());
-  } else {
-    auto r = TcpSockaddr(addr, &len);
-    if (!r.ok()) return r.status();
-    ss = r.value();
-    family = ss.ss_family;
+    auto un = UnixSockaddr(addr);
+    memcpy(&sa.ss, &un.value(), sizeof(sockaddr_un));
+    sa.len = sizeof(sockaddr_un);
+    return sa;
   }
-  auto fd = NewSocket(family, addr);
+  auto r = TcpSockaddr(addr, &sa.len);
+  if (!r.ok()) return r.status();
+  sa.ss = r.value();
+  sa.family = sa.ss.ss_family;
+  return sa;
+}
+
+}  // namespace
+
+Result<Fd> Listen(const Address& addr, int backlog) {
+  auto sa = ToSockAddr(addr);
+  if (!sa.ok()) return sa.status();
+  sockaddr_storage& ss = sa->ss;
+  socklen_t len = sa->len;
+  if (addr.kind == Address::Kind::kUnix) unlink(addr.path.c_str());
+  auto fd = NewSocket(sa->family, addr);
   if (!fd.ok()) return fd.status();
   if (bind(fd->get(), reinterpret_cast<sockaddr*>(&ss), len) < 0) return Errno("bind", addr);
   if (listen(fd->get(), backlog) < 0) return Errno("listen on", addr);
@@ -141,20 +154,11 @@ Result<Fd> Listen(const Address& addr, int backlog) {
 }
 
 Result<Fd> Connect(const Address& addr, int timeout_ms) {
-  sockaddr_storage ss{};
-  socklen_t len = 0;
-  int family = AF_UNIX;
-  if (addr.kind == Address::Kind::kUnix) {
-    auto sa = UnixSockaddr(addr);
-    memcpy(&ss, &sa.value(), sizeof(sockaddr_un));
-    len = sizeof(sockaddr_un);
-  } else {
-    auto r = TcpSockaddr(addr, &len);
-    if (!r.ok()) return r.status();
-    ss = r.value();
-    family = ss.ss_family;
-  }
-  auto fd = NewSocket(family, addr);
+  auto sa = ToSockAddr(addr);
+  if (!sa.ok()) return sa.status();
+  sockaddr_storage& ss = sa->ss;
+  socklen_t len = sa->len;
+  auto fd = NewSocket(sa->family, addr);
   if (!fd.ok()) return fd.status();
   GANGMIG_RETURN_IF_ERROR(SetNonBlocking(fd->get()));
   if (connect(fd->get(), reinterpret_cast<sockaddr*>(&ss), len) < 0) {

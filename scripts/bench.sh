@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Sets everything up, runs the benchmark (gangmig bench, arguments passed through) and
+# plots the results. Takes tens of minutes; results/ holds raw JSON, CSV, summary, PNGs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+if ! python3 -c "import matplotlib" 2>/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-matplotlib
+fi
+build/gangmig bench "$@"
+bench/plot.py results
