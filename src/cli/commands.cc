@@ -114,8 +114,12 @@ Result<Bytes> ReadKeyFile(const std::string& path) {
   return b;
 }
 
+// Prints the error and the command's usage lines (the first paragraph of its help).
 int Usage(const char* help, const std::string& error) {
-  fprintf(stderr, "gangmig: %s\n\n%s", error.c_str(), help);
+  std::string h(help);
+  size_t end = h.find("\n\n");
+  fprintf(stderr, "gangmig: %s\n%s\n(--help explains every option)\n", error.c_str(),
+          h.substr(0, end).c_str());
   return 2;
 }
 
