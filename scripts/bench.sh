@@ -7,5 +7,6 @@ scripts/setup.sh
 if ! python3 -c "import matplotlib" 2>/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-matplotlib
 fi
+guest/build-guest.sh --flavour alt   # the second guest flavour of the hetero scenario
 build/gangmig bench "$@"
 bench/plot.py results

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <thread>
 #include <iterator>
@@ -29,6 +30,7 @@ const char kBenchHelp[] =
     "is shaped to --link-mbit (default 1000). Writes DIR (default results/): raw JSON per\n"
     "run, runs.csv, summary.md. Scenarios (default all but single-size):\n"
     "  gang-size    1, 2, 4, 8 VMs of 512 MiB running the same image\n"
+    "  hetero       4 VMs of 512 MiB, two guest flavours (std, alt) mixed\n"
     "  control      2 VMs whose workload memory is random (no sharing beyond the OS)\n"
     "  busy         2 VMs re-dirtying 0, 2000, 8000 pages/s during migration\n"
     "  single-size  1 VM of 1, 2, 4 GiB with half its memory filled\n"
@@ -41,7 +43,8 @@ struct Point {
   testbed::ScenarioConfig config;
 };
 
-std::vector<Point> Points(const std::string& list, bool smoke) {
+std::vector<Point> Points(const std::string& list, bool smoke,
+                          const std::optional<testbed::GuestImage>& alt) {
   std::vector<Point> pts;
   auto want = [&](const char* s) { return list.find(s) != std::string::npos; };
   auto base = [](int vms, int mem, int workload) {
@@ -60,6 +63,11 @@ std::vector<Point> Points(const std::string& list, bool smoke) {
   }
   if (want("gang-size"))
     for (int n : {1, 2, 4, 8}) pts.push_back({"gang-size", std::to_string(n), base(n, 512, 128)});
+  if (want("hetero") && alt) {
+    Point p{"hetero", "std+alt", base(4, 512, 128)};
+    p.config.alt_image = alt;
+    pts.push_back(p);
+  }
   if (want("control")) {
     Point p{"control", "random", base(2, 512, 256)};
     p.config.extra_append = "gangmig.shared_pct=0";
@@ -72,7 +80,8 @@ std::vector<Point> Points(const std::string& list, bool smoke) {
       pts.push_back(p);
     }
   if (want("single-size"))
-    for (int g : {1, 2, 4}) pts.push_back({"single-size", std::to_string(g) + "G", base(1, g << 10, g << 9)});
+    for (int g : {1, 2, 4})
+      pts.push_back({"single-size", std::to_string(g) + "G", base(1, g << 10, g << 9)});
   return pts;
 }
 
@@ -146,7 +155,7 @@ void WriteSummary(const std::vector<Row>& rows, const std::string& path, const s
 int RunBench(const Args& args) {
   bool smoke = false;
   int reps = 3, link_mbit = 1000;
-  std::string list = "gang-size,control,busy", out = "results", guest_dir;
+  std::string list = "gang-size,hetero,control,busy", out = "results", guest_dir;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& k = args[i];
     if (k == "--smoke") { smoke = true; continue; }
@@ -183,7 +192,12 @@ int RunBench(const Args& args) {
          "gangmig_cpu_s,qemu_cpu_s,sender_rss_kib,receiver_rss_kib,status,ram\n";
   std::vector<Row> rows;
   bool all_ok = true;
-  for (const Point& p : Points(list, smoke)) {
+  std::optional<testbed::GuestImage> alt;
+  if (auto a = testbed::GuestImage::Locate(image->dir + "/alt"); a.ok()) alt = *a;
+  if (list.find("hetero") != std::string::npos && !alt)
+    fprintf(stderr, "gangmig bench: no alt guest (guest/build-guest.sh --flavour alt): "
+                    "skipping hetero\n");
+  for (const Point& p : Points(list, smoke, alt)) {
     uint64_t lower_bound = 0;
     for (int rep = 1; rep <= reps; ++rep) {
       for (Mode mode : {Mode::kGang, Mode::kDirect, Mode::kDirectMultifdZstd}) {

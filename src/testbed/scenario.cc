@@ -14,7 +14,7 @@ VmConfig Scenario::SourceConfig(int i) const {
   c.name = config_.name_prefix + std::to_string(i + 1);
   c.workdir = config_.workdir;
   c.mem_mib = config_.mem_mib;
-  c.UseImage(config_.image);
+  c.UseImage(config_.alt_image && i % 2 == 1 ? *config_.alt_image : config_.image);
   c.seed = i + 1;
   c.workload_mib = config_.workload_mib;
   c.dirty_rate = config_.dirty_rate;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -38,6 +39,9 @@ struct ScenarioConfig {
   int multifd_channels = 0;  // >0: set multifd-channels on both sides
   nlohmann::json parameters = nlohmann::json::object();  // more migrate-set-parameters, both sides  // leave <name>.ram files when VMs stop (for inspection)
   GuestImage image;
+  // When set, every second VM (vm2, vm4, ...) boots this image instead: a
+  // heterogeneous gang of two guest flavours.
+  std::optional<GuestImage> alt_image;
 };
 
 class Scenario {
