@@ -182,9 +182,8 @@ int RunBench(const Args& args) {
   }
   std::string link = IsolateNetwork(link_mbit);
   std::filesystem::create_directories(out);
-  char tmpl[] = "/tmp/gangmig-bench-XXXXXX";
-  if (!mkdtemp(tmpl)) return 1;
-  std::string workdir = tmpl, key_file = workdir + "/key";
+  std::string workdir = MakeWorkdir("gangmig-bench"), key_file = workdir + "/key";
+  if (workdir.empty()) return 1;
   if (RunKeygen({key_file}) != 0) return 1;
   std::ofstream csv(out + "/runs.csv");
   csv << "scenario,point,mode,rep,total_time_s,max_downtime_ms,link_bytes_kernel,"

@@ -139,12 +139,11 @@ int RunDemo(const Args& args) {
   }
   std::string net = IsolateNetwork(o.link_mbit);
   fprintf(stderr, "gangmig demo: %d VMs x %d MiB, link: %s\n", o.vms, o.mem, net.c_str());
-  char tmpl[] = "/tmp/gangmig-demo-XXXXXX";
-  if (!mkdtemp(tmpl)) {
-    fprintf(stderr, "gangmig demo: cannot create a work directory in /tmp\n");
+  std::string workdir = MakeWorkdir("gangmig-demo");
+  if (workdir.empty()) {
+    fprintf(stderr, "gangmig demo: cannot create a work directory in /dev/shm or /tmp\n");
     return 1;
   }
-  std::string workdir = tmpl;
   std::string key_file = workdir + "/key";
   if (RunKeygen({key_file}) != 0) return 1;
 

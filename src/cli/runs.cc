@@ -190,6 +190,31 @@ Run RunOnce(Mode mode, testbed::ScenarioConfig c, const std::string& key_file) {
 }
 
 std::string DefaultGuestDir() { return DefaultGuestDirImpl(); }
+
+namespace {
+char g_workdir[256];
+
+// Async-signal-safe: fork + exec rm, then leave with the conventional status.
+void RemoveWorkdirAndExit(int sig) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    execl("/bin/rm", "rm", "-rf", g_workdir, (char*)nullptr);
+    _exit(127);
+  }
+  if (pid > 0) waitpid(pid, nullptr, 0);
+  _exit(128 + sig);
+}
+}  // namespace
+
+std::string MakeWorkdir(const char* prefix) {
+  std::string base = access("/dev/shm", W_OK) == 0 ? "/dev/shm/" : "/tmp/";
+  std::string tmpl = base + prefix + "-XXXXXX";
+  if (tmpl.size() >= sizeof(g_workdir) || mkdtemp(tmpl.data()) == nullptr) return "";
+  memcpy(g_workdir, tmpl.c_str(), tmpl.size() + 1);
+  signal(SIGINT, RemoveWorkdirAndExit);
+  signal(SIGTERM, RemoveWorkdirAndExit);
+  return tmpl;
+}
 std::string IsolateNetwork(int link_mbit) { return IsolateNetworkImpl(link_mbit); }
 
 }  // namespace gangmig::cli

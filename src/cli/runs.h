@@ -38,4 +38,10 @@ std::string IsolateNetwork(int link_mbit);
 // guest/out next to the build directory, or $GANGMIG_GUEST_DIR.
 std::string DefaultGuestDir();
 
+// Creates a private work directory for VMs, in /dev/shm when there is one (guest RAM
+// files then live in memory, not on a disk that would write them back), and arranges
+// for it to be removed if this process is interrupted (SIGINT, SIGTERM). Returns "" on
+// failure. QEMUs started by a Scenario die with this process (PR_SET_PDEATHSIG).
+std::string MakeWorkdir(const char* prefix);
+
 }  // namespace gangmig::cli

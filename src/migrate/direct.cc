@@ -106,6 +106,7 @@ Status Prepare(const SenderOptions& opt, std::vector<DirectVm>* vms) {
 }  // namespace
 
 Status RunDirectMigration(const SenderOptions& opt, Report* report) {
+  InstallInterruptHandler();
   report->mode = "direct";
   report->start_us = WallMicros();
   double cpu_start = ProcessCpuSeconds();
@@ -129,6 +130,7 @@ Status RunDirectMigration(const SenderOptions& opt, Report* report) {
     progress.Update(report->vms, report->start_us);
     if (all) break;
     if (MonotonicMicros() > deadline) st = Status::Error("timed out");
+    if (Interrupted()) st = Status::Error("interrupted by a signal");
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   std::string failed;

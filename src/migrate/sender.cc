@@ -17,6 +17,7 @@
 #include "migrate/sender.h"
 
 #include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -36,6 +37,21 @@
 #include "wire/record.h"
 
 namespace gangmig::migrate {
+
+namespace {
+volatile sig_atomic_t g_interrupted = 0;
+void OnInterrupt(int) { g_interrupted = 1; }
+}  // namespace
+
+void InstallInterruptHandler() {
+  struct sigaction sa {};
+  sa.sa_handler = OnInterrupt;  // no SA_RESTART: poll() returns at once
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+bool Interrupted() { return g_interrupted != 0; }
+
 namespace {
 
 using nlohmann::json;
@@ -185,6 +201,7 @@ Status Sender::WaitAllReady() {
     if (all) return Status::Ok();
     if (MonotonicMicros() > deadline)
       return Status::Error("receiver did not confirm the destinations within 60 s");
+    if (Interrupted()) return Status::Error("interrupted by a signal");
     GANGMIG_RETURN_IF_ERROR(Step(100));
   }
 }
@@ -496,6 +513,7 @@ Status Sender::Loop() {
     if (all) return Status::Ok();
     if (MonotonicMicros() > deadline)
       return Status::Error("timed out after " + std::to_string(opt_.timeout_s) + " s");
+    if (Interrupted()) return Status::Error("interrupted by a signal");
   }
 }
 
@@ -556,6 +574,7 @@ Status Sender::Run() {
 }  // namespace
 
 Status RunGangMigration(const SenderOptions& options, Report* report) {
+  InstallInterruptHandler();
   Sender s(options, report);
   return s.Run();
 }

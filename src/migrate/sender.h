@@ -23,6 +23,12 @@ struct SenderOptions {
   bool progress = true;
 };
 
+// Makes SIGINT/SIGTERM end a running migration the safe way (rolled back, sources kept
+// running) instead of killing the process mid-way. Called by Run*Migration.
+void InstallInterruptHandler();
+// True once SIGINT/SIGTERM arrived after InstallInterruptHandler().
+bool Interrupted();
+
 // Runs the whole gang migration. Fills `report` (also on failure). Returns an error that
 // names what failed for which VM; by then every source VM not migrated is running again.
 Status RunGangMigration(const SenderOptions& options, Report* report);

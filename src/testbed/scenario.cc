@@ -20,7 +20,7 @@ VmConfig Scenario::SourceConfig(int i) const {
   c.dirty_rate = config_.dirty_rate;
   c.extra_append = config_.extra_append;
   c.keep_ram_file = config_.keep_ram_files;
-  c.kill_with_parent = false;
+  c.kill_with_parent = true;  // Start() runs on the caller's main thread
   c.start_timeout_ms = 30000;
   return c;
 }

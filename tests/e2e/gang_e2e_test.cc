@@ -23,7 +23,7 @@ class GangE2E : public ::testing::Test {
     auto image = testbed::GuestImage::Locate(testbed::GuestImage::DirFromEnv(GANGMIG_GUEST_DIR));
     ASSERT_TRUE(image.ok()) << image.status().message();
     image_ = *image;
-    char tmpl[] = "/tmp/gangmig-e2e-XXXXXX";
+    char tmpl[] = "/dev/shm/gangmig-e2e-XXXXXX";  // guest RAM files in memory, not on disk
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
     key_ = dir_ + "/key";
@@ -191,6 +191,23 @@ TEST_F(GangE2E, ReceiverKilledMidMigrationLeavesSourcesRunning) {
     EXPECT_EQ(vm["status"], "failed");
     EXPECT_EQ(vm["source_final_state"], "running");
   }
+}
+
+TEST_F(GangE2E, InterruptedMigrateRollsBack) {
+  ScenarioConfig c = Config(2, 192);
+  c.max_bandwidth = 3 << 20;
+  StartScenario(c);
+  StartReceiver(key_);
+  Child m = Spawn(MigrateArgv(key_), dir_ + "/migrate.log");
+  ASSERT_TRUE(WaitForText(dir_ + "/receiver.log", "connected to destination", 20000));
+  sleep(2);
+  ASSERT_TRUE(Running(m)) << "migration ended before it could be interrupted";
+  kill(m.pid, SIGINT);  // the operator presses Ctrl-C
+  EXPECT_EQ(Wait(m, 60000), 1);
+  std::string log = Log("migrate.log");
+  EXPECT_NE(log.find("interrupted by a signal"), std::string::npos) << log;
+  ExpectSourcesRunning();
+  ExpectNoDestinationRunning();
 }
 
 TEST_F(GangE2E, WrongKeyIsRefusedAndNothingStarts) {
