@@ -19,6 +19,7 @@
 #include "cli/commands.h"
 #include "cli/runs.h"
 #include "migrate/report.h"
+#include "migrate/sender.h"
 
 namespace gangmig::cli {
 
@@ -205,6 +206,12 @@ int RunBench(const Args& args) {
         c.image = *image;
         c.first_port = 47001;
         Run run = RunOnce(mode, c, key_file);
+        if (migrate::Interrupted()) {
+          fprintf(stderr, "gangmig bench: interrupted\n");
+          std::error_code ec;
+          std::filesystem::remove_all(workdir, ec);
+          return 130;
+        }
         if (mode == Mode::kGang && run.distinct_pages)
           lower_bound = run.distinct_pages * 4096 + run.stream_nonpage_bytes;
         Row r{p.scenario, p.label, ModeName(mode), rep, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, "", false};

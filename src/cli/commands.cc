@@ -41,7 +41,7 @@ const char kMigrateHelp[] =
     "                     (tcp: addresses), same report; no receiver needed\n"
     "  --report FILE      write per-VM and total figures as JSON\n"
     "  --timeout SEC      give up and roll back after SEC seconds (default 900)\n"
-    "  --max-buffer MIB   link bytes queued before sources are throttled (default 4)\n"
+    "  --max-buffer MIB   link bytes queued before sources are throttled (default 1)\n"
     "  --quiet            no progress lines\n\n"
     "QEMU migration parameters (max-bandwidth, downtime-limit, capabilities) are left as\n"
     "they are: set them on the source as for any migration. QEMU's default max-bandwidth\n"

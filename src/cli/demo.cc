@@ -157,7 +157,8 @@ int RunDemo(const Args& args) {
   c.image = *image;
   c.first_port = 47001;
   Run gang = RunOnce(Mode::kGang, c, key_file);
-  Run direct = RunOnce(Mode::kDirect, c, key_file);
+  Run direct;
+  if (!migrate::Interrupted()) direct = RunOnce(Mode::kDirect, c, key_file);
   PrintSideBySide(gang, direct);
 
   if (!o.report.empty()) {

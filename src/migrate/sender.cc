@@ -16,6 +16,8 @@
 //      done, and `cont` where QEMU had already stopped the VM.
 #include "migrate/sender.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -135,6 +137,10 @@ Status Sender::Connect() {
   }
   if (!fd.ok()) return fd.status().WithContext("receiver");
   net_ = std::move(fd).value();
+  // Keep little unsent data in the kernel: our own bounded queue (max_buffer) is then
+  // what stands between QEMU and the link, and QEMU's bandwidth estimate stays honest.
+  int lowat = 128 * 1024;
+  setsockopt(net_.get(), IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
   wire::ClientHandshake hs(opt_.key);
   GANGMIG_RETURN_IF_ERROR(net::WriteFull(net_.get(), hs.Hello(), 10000));
   Bytes server_hello(wire::kServerHelloSize);
@@ -385,6 +391,12 @@ Status Sender::Step(int timeout_ms) {
   struct Slot { int vm; int ch; };  // ch -1: listener
   std::vector<Slot> slots;
   bool room = net_out_.size() < opt_.max_buffer;
+  // A VM whose source has stopped for switchover is in its downtime: while one is,
+  // only stopped VMs are read, so their last bytes are not queued behind other VMs'
+  // pre-copy traffic on the shared link.
+  bool any_stopped = false;
+  for (auto& vm : vms_)
+    any_stopped = any_stopped || (!vm->finished && !vm->source_done && vm->monitor->StopUs());
   fds.push_back({net_.get(), short(POLLIN | (net_out_.empty() ? 0 : POLLOUT)), 0});
   slots.push_back({-1, -1});
   for (size_t i = 0; i < vms_.size(); ++i) {
@@ -392,10 +404,11 @@ Status Sender::Step(int timeout_ms) {
     if (vm.finished) continue;
     fds.push_back({vm.listener.get(), POLLIN, 0});
     slots.push_back({int(i), -1});
+    bool read_this = room && (!any_stopped || vm.monitor->StopUs() != 0);
     for (size_t ch = 0; ch < vm.channels.size(); ++ch) {
       Channel& c = vm.channels[ch];
       short ev = 0;
-      if (!c.read_closed && room) ev |= POLLIN;
+      if (!c.read_closed && read_this) ev |= POLLIN;
       if (!c.to_qemu.empty() || (c.rp_eof && !c.write_shut)) ev |= POLLOUT;
       if (!ev) continue;
       fds.push_back({c.fd.get(), ev, 0});

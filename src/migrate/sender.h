@@ -18,7 +18,7 @@ struct SenderOptions {
   Bytes key;                     // shared key (file contents)
   std::vector<VmSpec> vms;
   std::string workdir;           // where the local unix endpoints go ("" = a new /tmp dir)
-  size_t max_buffer = 4u << 20;  // link bytes queued before QEMU sockets stop being read
+  size_t max_buffer = 1u << 20;  // link bytes queued before QEMU sockets stop being read
   int timeout_s = 900;           // give up (and roll back) after this long
   bool progress = true;
 };

@@ -56,7 +56,10 @@ void VmMonitor::TakeEvents() {
   if (events.empty()) return;
   std::lock_guard<std::mutex> l(snap_mu_);
   for (const qmp::Event& e : events) {
-    if (e.name == "STOP" && snap_.stop_us == 0) snap_.stop_us = e.timestamp_us;
+    if (e.name == "STOP" && snap_.stop_us == 0) {
+      snap_.stop_us = e.timestamp_us;
+      stop_us_ = e.timestamp_us;
+    }
     if (e.name == "RESUME") snap_.resume_us = e.timestamp_us;
     if (e.name == "MIGRATION" && e.data.value("status", "") == "completed")
       snap_.completed_us = e.timestamp_us;

@@ -43,6 +43,8 @@ class VmMonitor {
   VmMonitor& operator=(const VmMonitor&) = delete;
 
   VmSnapshot Snapshot() const;
+  // Timestamp of the first STOP event (0: none yet). Cheap: no snapshot copy.
+  int64_t StopUs() const { return stop_us_.load(std::memory_order_relaxed); }
   // Runs a command between two polling rounds and waits for its reply.
   Result<nlohmann::json> Execute(const std::string& command,
                                  const nlohmann::json& args = nlohmann::json::object(),
@@ -66,6 +68,7 @@ class VmMonitor {
   mutable std::mutex snap_mu_;
   VmSnapshot snap_;
   std::atomic<bool> stop_{false};
+  std::atomic<int64_t> stop_us_{0};
   std::thread thread_;
 };
 
