@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Plots of a `gangmig bench` run: reads DIR/runs.csv, writes DIR/*.png.
 
 usage: bench/plot.py [DIR]   (default results)
@@ -68,11 +68,56 @@ def plot(runs, order, scenario, outdir):
     print("wrote", out)
 
 
+def cell(vals, prec):
+    if not vals:
+        return "-"
+    return f"{statistics.median(vals):.{prec}f} ({min(vals):.{prec}f}-{max(vals):.{prec}f})"
+
+
+def table(runs, order, path):
+    """Markdown table of medians (min-max) per scenario point and mode, and the
+    reductions of gangmig against each baseline (medians)."""
+    lines = ["| scenario | point | mode | runs | total time s | max downtime ms | link MiB "
+             "| gangmig CPU s | QEMU CPU s |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    red = ["| scenario | point | link bytes vs direct | vs multifd+zstd | time vs direct "
+           "| vs multifd+zstd | link bytes vs lower bound |",
+           "|---|---|---|---|---|---|---|"]
+    for scenario, points in order.items():
+        for p in points:
+            med = {}
+            for mode in MODES:
+                rows = runs.get((scenario, p, mode), [])
+                col = lambda f, k=1.0: [float(r[f]) * k for r in rows]
+                lines.append(f"| {scenario} | {p} | {LABELS[mode]} | {len(rows)} | "
+                             f"{cell(col('total_time_s'), 2)} | {cell(col('max_downtime_ms'), 0)} | "
+                             f"{cell(col('link_bytes_kernel', 1 / 2**20), 1)} | "
+                             f"{cell(col('gangmig_cpu_s'), 2)} | {cell(col('qemu_cpu_s'), 1)} |")
+                if rows:
+                    med[mode] = {f: statistics.median(col(f)) for f in
+                                 ("total_time_s", "link_bytes_kernel", "lower_bound_bytes")}
+            if "gang" in med and "direct" in med and "direct-multifd-zstd" in med:
+                g, d, z = med["gang"], med["direct"], med["direct-multifd-zstd"]
+                pct = lambda a, b: f"{100 * (1 - a / b):+.0f}%".replace("+", "-", 1) if a < b else f"+{100 * (a / b - 1):.0f}%"
+                bound = g["lower_bound_bytes"]
+                red.append(f"| {scenario} | {p} | {pct(g['link_bytes_kernel'], d['link_bytes_kernel'])} | "
+                           f"{pct(g['link_bytes_kernel'], z['link_bytes_kernel'])} | "
+                           f"{pct(g['total_time_s'], d['total_time_s'])} | "
+                           f"{pct(g['total_time_s'], z['total_time_s'])} | "
+                           f"{100 * (g['link_bytes_kernel'] / bound - 1):+.1f}% |" if bound else "| - |")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n\nChange of gangmig against each baseline (medians; "
+                "negative = gangmig lower):\n\n" + "\n".join(red) + "\n")
+    print("wrote", path)
+
+
 def main():
     outdir = sys.argv[1] if len(sys.argv) > 1 else "results"
     runs, order = load(f"{outdir}/runs.csv")
     for scenario, points in order.items():
-        plot(runs, order, scenario, outdir)
+        if len(points) > 1:
+            plot(runs, order, scenario, outdir)
+    table(runs, order, f"{outdir}/table.md")
 
 
 if __name__ == "__main__":

@@ -4,9 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-if ! python3 -c "import matplotlib" 2>/dev/null; then
+if ! /usr/bin/python3 -c "import matplotlib" 2>/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-matplotlib
 fi
 guest/build-guest.sh --flavour alt   # the second guest flavour of the hetero scenario
 build/gangmig bench "$@"
-bench/plot.py results
+/usr/bin/python3 bench/plot.py results
