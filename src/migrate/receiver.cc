@@ -230,20 +230,7 @@ Status Session::OnNetReadable() {
   if (n < 0 && (errno == EAGAIN || errno == EINTR)) return Status::Ok();
   if (n <= 0) return Status::Error("connection to the sender lost");
   opener_.Feed(ByteView(buf.data(), size_t(n)));
-  Bytes body;
-  for (;;) {
-    auto more = opener_.Next(&body);
-    if (!more.ok()) return more.status().WithContext("from sender");
-    if (!*more) return Status::Ok();
-    wire::FrameReader reader(body);
-    wire::Frame f;
-    for (;;) {
-      auto next = reader.Next(&f);
-      if (!next.ok()) return next.status().WithContext("from sender");
-      if (!*next) break;
-      GANGMIG_RETURN_IF_ERROR(OnFrame(f));
-    }
-  }
+  return wire::ForEachFrame(&opener_, "from sender", [this](const wire::Frame& f) { return OnFrame(f); });
 }
 
 void Session::WriteDest(DestVm& vm, uint16_t id, uint8_t ch) {

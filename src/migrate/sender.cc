@@ -355,20 +355,7 @@ Status Sender::OnNetReadable() {
   if (n <= 0) return Status::Error("connection to the receiver lost");
   report_->link_rx_bytes += uint64_t(n);
   opener_->Feed(ByteView(buf.data(), size_t(n)));
-  Bytes body;
-  for (;;) {
-    auto more = opener_->Next(&body);
-    if (!more.ok()) return more.status().WithContext("from receiver");
-    if (!*more) return Status::Ok();
-    wire::FrameReader reader(body);
-    wire::Frame f;
-    for (;;) {
-      auto next = reader.Next(&f);
-      if (!next.ok()) return next.status().WithContext("from receiver");
-      if (!*next) break;
-      GANGMIG_RETURN_IF_ERROR(OnFrame(f));
-    }
-  }
+  return wire::ForEachFrame(opener_.get(), "from receiver", [this](const wire::Frame& f) { return OnFrame(f); });
 }
 
 void Sender::Flush() {

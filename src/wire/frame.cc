@@ -13,9 +13,13 @@
 // known yet. Payloads are returned as views into the body: decoding copies nothing.
 #include "wire/frame.h"
 
+#include "wire/record.h"
+
 #include <cassert>
 #include <cstdio>
 #include <string>
+
+#include "wire/record.h"
 
 namespace gangmig::wire {
 namespace {
@@ -234,6 +238,24 @@ Result<bool> FrameReader::Next(Frame* f) {
   pos_ += header + payload;
   *f = frame;
   return true;
+}
+
+Status ForEachFrame(RecordOpener* opener, const char* peer,
+                    const std::function<Status(const Frame&)>& fn) {
+  Bytes body;
+  for (;;) {
+    auto more = opener->Next(&body);
+    if (!more.ok()) return more.status().WithContext(peer);
+    if (!*more) return Status::Ok();
+    FrameReader reader(body);
+    Frame f;
+    for (;;) {
+      auto next = reader.Next(&f);
+      if (!next.ok()) return next.status().WithContext(peer);
+      if (!*next) break;
+      GANGMIG_RETURN_IF_ERROR(fn(f));
+    }
+  }
 }
 
 }  // namespace gangmig::wire

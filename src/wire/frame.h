@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -73,5 +74,13 @@ class FrameReader {
   ByteView body_;
   size_t pos_ = 0;
 };
+
+class RecordOpener;
+
+// Hands every frame of every complete, verified record buffered in `opener` to `fn`,
+// in order. Stops at the first error (of the record layer, of a frame's structure, or
+// returned by `fn`); the error text is prefixed with `peer` ("from receiver: ...").
+Status ForEachFrame(RecordOpener* opener, const char* peer,
+                    const std::function<Status(const Frame&)>& fn);
 
 }  // namespace gangmig::wire
