@@ -13,8 +13,6 @@
 // known yet. Payloads are returned as views into the body: decoding copies nothing.
 #include "wire/frame.h"
 
-#include "wire/record.h"
-
 #include <cassert>
 #include <cstdio>
 #include <string>
