@@ -132,8 +132,10 @@ void BM_FrameEncodeAndSeal(benchmark::State& state) {
   for (auto _ : state) {
     for (int i = 0; i < kPages; ++i) {
       wire::AppendData(writer.frames(), 0, 0, ByteView(pages[i].data(), 9));
-      if (i % 2) wire::AppendRef(writer.frames(), 0, 0, uint32_t(i));
-      else wire::AppendPage(writer.frames(), 0, 0, pages[i]);
+      if (i % 2)
+        wire::AppendRef(writer.frames(), 0, 0, uint32_t(i));
+      else
+        wire::AppendPage(writer.frames(), 0, 0, pages[i]);
       writer.SealIfFull(&out);
       out.clear();
     }
@@ -190,15 +192,18 @@ void BM_ReceiverPath(benchmark::State& state) {
     Bytes body;
     uint64_t rebuilt = 0;  // bytes handed to the destination (checked by pipeline_test)
     for (size_t at = 0; at < wire_bytes.size(); at += 256 << 10) {
-      opener.Feed(ByteView(wire_bytes.data() + at, std::min<size_t>(256 << 10, wire_bytes.size() - at)));
-    while (*opener.Next(&body)) {
-      wire::FrameReader r(body);
-      wire::Frame f;
-      while (*r.Next(&f)) {
-        if (f.type == wire::FrameType::kData) rebuilt += f.payload.size();
-        else if (f.type != wire::FrameType::kChannelEof) rebuilt += resolver.Resolve(f)->size();
+      opener.Feed(
+          ByteView(wire_bytes.data() + at, std::min<size_t>(256 << 10, wire_bytes.size() - at)));
+      while (*opener.Next(&body)) {
+        wire::FrameReader r(body);
+        wire::Frame f;
+        while (*r.Next(&f)) {
+          if (f.type == wire::FrameType::kData)
+            rebuilt += f.payload.size();
+          else if (f.type != wire::FrameType::kChannelEof)
+            rebuilt += resolver.Resolve(f)->size();
+        }
       }
-    }
     }
     if (rebuilt != stream.size()) state.SkipWithError("rebuilt stream has the wrong size");
   }

@@ -25,9 +25,7 @@ inline uint16_t LoadBE16(const uint8_t* p) { return uint16_t(p[0] << 8 | p[1]); 
 inline uint32_t LoadBE32(const uint8_t* p) {
   return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3];
 }
-inline uint64_t LoadBE64(const uint8_t* p) {
-  return uint64_t(LoadBE32(p)) << 32 | LoadBE32(p + 4);
-}
+inline uint64_t LoadBE64(const uint8_t* p) { return uint64_t(LoadBE32(p)) << 32 | LoadBE32(p + 4); }
 
 inline void PutU8(Bytes* out, uint8_t v) { out->push_back(v); }
 inline void PutBE16(Bytes* out, uint16_t v) {

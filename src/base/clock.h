@@ -7,8 +7,8 @@
 
 namespace gangmig {
 
-int64_t WallMicros();       // CLOCK_REALTIME in microseconds
-int64_t MonotonicMicros();  // CLOCK_MONOTONIC in microseconds
-double ProcessCpuSeconds(); // user+system CPU time of this process
+int64_t WallMicros();        // CLOCK_REALTIME in microseconds
+int64_t MonotonicMicros();   // CLOCK_MONOTONIC in microseconds
+double ProcessCpuSeconds();  // user+system CPU time of this process
 
 }  // namespace gangmig

@@ -52,8 +52,8 @@ class [[nodiscard]] Result {
 }  // namespace gangmig
 
 // Returns the status from the enclosing function when `expr` failed.
-#define GANGMIG_RETURN_IF_ERROR(expr)        \
-  do {                                       \
-    ::gangmig::Status _st = (expr);          \
-    if (!_st.ok()) return _st;               \
+#define GANGMIG_RETURN_IF_ERROR(expr) \
+  do {                                \
+    ::gangmig::Status _st = (expr);   \
+    if (!_st.ok()) return _st;        \
   } while (0)

@@ -10,11 +10,11 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <sstream>
 #include <thread>
-#include <iterator>
 
 #include "cli/commands.h"
 #include "cli/runs.h"
@@ -104,10 +104,10 @@ struct Row {
 std::string Csv(const Row& r) {
   std::ostringstream o;
   o << r.scenario << "," << r.label << "," << r.mode << "," << r.rep << "," << r.time_s << ","
-    << r.downtime_ms << "," << r.link_kernel << "," << r.link_own << "," << r.sent << ","
-    << r.ref << "," << r.zero << "," << r.lower_bound << "," << r.cpu_gangmig << ","
-    << r.cpu_qemu << "," << r.rss_send << "," << r.rss_recv << "," << (r.ok ? "ok" : "failed")
-    << "," << (r.ram == "identical" ? "identical" : "differs");
+    << r.downtime_ms << "," << r.link_kernel << "," << r.link_own << "," << r.sent << "," << r.ref
+    << "," << r.zero << "," << r.lower_bound << "," << r.cpu_gangmig << "," << r.cpu_qemu << ","
+    << r.rss_send << "," << r.rss_recv << "," << (r.ok ? "ok" : "failed") << ","
+    << (r.ram == "identical" ? "identical" : "differs");
   return o.str();
 }
 
@@ -133,7 +133,8 @@ void WriteSummary(const std::vector<Row>& rows, const std::string& path, const s
       if (!r->ok || r->ram != "identical") continue;
       ++ok;
       t.push_back(r->time_s), d.push_back(r->downtime_ms), l.push_back(r->link_kernel / 1048576.0);
-      cg.push_back(r->cpu_gangmig), cq.push_back(r->cpu_qemu), lb.push_back(r->lower_bound / 1048576.0);
+      cg.push_back(r->cpu_gangmig), cq.push_back(r->cpu_qemu),
+          lb.push_back(r->lower_bound / 1048576.0);
     }
     auto cell = [](const std::vector<double>& v, int prec) {
       if (v.empty()) return std::string("-");
@@ -159,17 +160,25 @@ int RunBench(const Args& args) {
   std::string list = "gang-size,hetero,control,busy", out = "results", guest_dir;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& k = args[i];
-    if (k == "--smoke") { smoke = true; continue; }
+    if (k == "--smoke") {
+      smoke = true;
+      continue;
+    }
     if (i + 1 >= args.size()) {
       fprintf(stderr, "gangmig bench: '%s' needs a value\n\n%s", k.c_str(), kBenchHelp);
       return 2;
     }
     const std::string& v = args[++i];
-    if (k == "--scenarios") list = v;
-    else if (k == "--reps") reps = atoi(v.c_str());
-    else if (k == "--link-mbit") link_mbit = atoi(v.c_str());
-    else if (k == "--out") out = v;
-    else if (k == "--guest-dir") guest_dir = v;
+    if (k == "--scenarios")
+      list = v;
+    else if (k == "--reps")
+      reps = atoi(v.c_str());
+    else if (k == "--link-mbit")
+      link_mbit = atoi(v.c_str());
+    else if (k == "--out")
+      out = v;
+    else if (k == "--guest-dir")
+      guest_dir = v;
     else {
       fprintf(stderr, "gangmig bench: unknown option '%s'\n\n%s", k.c_str(), kBenchHelp);
       return 2;
@@ -195,8 +204,9 @@ int RunBench(const Args& args) {
   std::optional<testbed::GuestImage> alt;
   if (auto a = testbed::GuestImage::Locate(image->dir + "/alt"); a.ok()) alt = *a;
   if (list.find("hetero") != std::string::npos && !alt)
-    fprintf(stderr, "gangmig bench: no alt guest (guest/build-guest.sh --flavour alt): "
-                    "skipping hetero\n");
+    fprintf(stderr,
+            "gangmig bench: no alt guest (guest/build-guest.sh --flavour alt): "
+            "skipping hetero\n");
   for (const Point& p : Points(list, smoke, alt)) {
     uint64_t lower_bound = 0;
     for (int rep = 1; rep <= reps; ++rep) {
@@ -214,7 +224,8 @@ int RunBench(const Args& args) {
         }
         if (mode == Mode::kGang && run.distinct_pages)
           lower_bound = run.distinct_pages * 4096 + run.stream_nonpage_bytes;
-        Row r{p.scenario, p.label, ModeName(mode), rep, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, "", false};
+        Row r{p.scenario, p.label, ModeName(mode), rep, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+              0,          "",      false};
         r.time_s = (run.report.end_us - run.report.start_us) / 1e6;
         for (const auto& v : run.report.vms) {
           r.downtime_ms = std::max(r.downtime_ms, v.downtime_ms());
@@ -248,7 +259,8 @@ int RunBench(const Args& args) {
                     {"qemu_destinations", run.qemu_dst_cpu}};
         j["receiver_peak_rss_kib"] = run.receiver_peak_rss_kib;
         j["link"] = link;
-        std::ofstream(dir + "/" + r.mode + "-" + std::to_string(rep) + ".json") << j.dump(2) << "\n";
+        std::ofstream(dir + "/" + r.mode + "-" + std::to_string(rep) + ".json")
+            << j.dump(2) << "\n";
         fprintf(stderr, "== %s/%s %s rep %d: %.2f s, link %.1f MiB, RAM %s\n", p.scenario.c_str(),
                 p.label.c_str(), r.mode.c_str(), rep, r.time_s, r.link_kernel / 1048576.0,
                 r.ram.c_str());

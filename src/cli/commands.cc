@@ -101,8 +101,11 @@ bool Has(const Flags& f, const std::string& name) {
 
 Result<Bytes> ReadKeyFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::Error("key file " + path + ": cannot read it (create one with "
-                                "`gangmig keygen " + path + "`)");
+  if (!in)
+    return Status::Error("key file " + path +
+                         ": cannot read it (create one with "
+                         "`gangmig keygen " +
+                         path + "`)");
   std::stringstream ss;
   ss << in.rdbuf();
   std::string key = ss.str();
@@ -142,11 +145,16 @@ int RunMigrate(const Args& args) {
   migrate::SenderOptions opt;
   std::string key_file, report_path;
   for (const auto& [k, v] : f.values) {
-    if (k == "--to") opt.receiver = v;
-    else if (k == "--key-file") key_file = v;
-    else if (k == "--report") report_path = v;
-    else if (k == "--timeout") opt.timeout_s = atoi(v.c_str());
-    else if (k == "--max-buffer") opt.max_buffer = size_t(atoi(v.c_str())) << 20;
+    if (k == "--to")
+      opt.receiver = v;
+    else if (k == "--key-file")
+      key_file = v;
+    else if (k == "--report")
+      report_path = v;
+    else if (k == "--timeout")
+      opt.timeout_s = atoi(v.c_str());
+    else if (k == "--max-buffer")
+      opt.max_buffer = size_t(atoi(v.c_str())) << 20;
     else if (k == "--vm") {
       auto spec = migrate::ParseVmSpec(v);
       if (!spec.ok()) return Usage(kMigrateHelp, spec.status().message());
@@ -187,9 +195,12 @@ int RunReceive(const Args& args) {
   migrate::ReceiverOptions opt;
   std::string key_file;
   for (const auto& [k, v] : f.values) {
-    if (k == "--listen") opt.listen = v;
-    else if (k == "--key-file") key_file = v;
-    else return Usage(kReceiveHelp, "unknown option '" + k + "'");
+    if (k == "--listen")
+      opt.listen = v;
+    else if (k == "--key-file")
+      key_file = v;
+    else
+      return Usage(kReceiveHelp, "unknown option '" + k + "'");
   }
   if (opt.listen.empty()) return Usage(kReceiveHelp, "--listen HOST:PORT is required");
   if (key_file.empty()) return Usage(kReceiveHelp, "--key-file FILE is required");

@@ -12,15 +12,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/socket.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
-#include <iterator>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "base/clock.h"
@@ -60,13 +60,12 @@ struct DemoOptions {
 
 void PrintSideBySide(const Run& g, const Run& d) {
   printf("\n%-8s | %-57s | %-45s\n", "", "gangmig (gang)", "plain QEMU (direct)");
-  printf("%-8s | %7s %8s %9s %8s %8s %8s | %7s %8s %9s %8s %8s\n", "vm", "time s",
-         "downtime", "link MiB", "sent", "dedup", "zero", "time s", "downtime", "link MiB",
-         "sent", "zero");
+  printf("%-8s | %7s %8s %9s %8s %8s %8s | %7s %8s %9s %8s %8s\n", "vm", "time s", "downtime",
+         "link MiB", "sent", "dedup", "zero", "time s", "downtime", "link MiB", "sent", "zero");
   auto row = [](const char* name, double t1, double dt1, uint64_t l1, uint64_t s1, uint64_t r1,
                 uint64_t z1, double t2, double dt2, uint64_t l2, uint64_t s2, uint64_t z2) {
-    printf("%-8s | %7.2f %6.0fms %9.1f %8llu %8llu %8llu | %7.2f %6.0fms %9.1f %8llu %8llu\n",
-           name, t1, dt1, l1 / 1048576.0, (unsigned long long)s1, (unsigned long long)r1,
+    printf("%-8s | %7.2f %6.0fms %9.1f %8llu %8llu %8llu | %7.2f %6.0fms %9.1f %8llu %8llu\n", name,
+           t1, dt1, l1 / 1048576.0, (unsigned long long)s1, (unsigned long long)r1,
            (unsigned long long)z1, t2, dt2, l2 / 1048576.0, (unsigned long long)s2,
            (unsigned long long)z2);
   };
@@ -84,8 +83,9 @@ void PrintSideBySide(const Run& g, const Run& d) {
   }
   row("all", (g.report.end_us - g.report.start_us) / 1e6, gdt, gl, gs, gr, gz,
       (d.report.end_us - d.report.start_us) / 1e6, ddt, dl, ds, dz);
-  printf("(all: gang wall time, longest downtime, sums; downtime is source STOP to destination "
-         "ready)\n");
+  printf(
+      "(all: gang wall time, longest downtime, sums; downtime is source STOP to destination "
+      "ready)\n");
   auto total = [](const Run& r) { return (r.report.end_us - r.report.start_us) / 1e6; };
   printf("\ntotal time (first migrate to last destination ready): gang %.2f s, direct %.2f s\n",
          total(g), total(d));
@@ -95,11 +95,12 @@ void PrintSideBySide(const Run& g, const Run& d) {
                              : 0.0);
   printf("gangmig's own count of link bytes: %.1f MiB sent, %.1f MiB received\n",
          g.report.link_tx_bytes / 1048576.0, g.report.link_rx_bytes / 1048576.0);
-  printf("CPU seconds during the migration: gang: gangmig migrate %.2f + receive %.2f, "
-         "source QEMUs %.2f, destination QEMUs %.2f; direct: source QEMUs %.2f, "
-         "destination QEMUs %.2f\n",
-         g.report.cpu_seconds, g.receiver_cpu, g.qemu_src_cpu, g.qemu_dst_cpu, d.qemu_src_cpu,
-         d.qemu_dst_cpu);
+  printf(
+      "CPU seconds during the migration: gang: gangmig migrate %.2f + receive %.2f, "
+      "source QEMUs %.2f, destination QEMUs %.2f; direct: source QEMUs %.2f, "
+      "destination QEMUs %.2f\n",
+      g.report.cpu_seconds, g.receiver_cpu, g.qemu_src_cpu, g.qemu_dst_cpu, d.qemu_src_cpu,
+      d.qemu_dst_cpu);
   printf("distinct non-zero pages over all sources (lower bound): %llu (%.1f MiB)\n",
          (unsigned long long)g.distinct_pages, g.distinct_pages * 4096 / 1048576.0);
   printf("RAM check: gang: %s; direct: %s\n", g.ram_check.c_str(), d.ram_check.c_str());
@@ -116,13 +117,20 @@ int RunDemo(const Args& args) {
     }
     const std::string& k = args[i];
     const std::string& v = args[++i];
-    if (k == "--vms") o.vms = atoi(v.c_str());
-    else if (k == "--mem") o.mem = atoi(v.c_str());
-    else if (k == "--workload") o.workload = atoi(v.c_str());
-    else if (k == "--dirty-rate") o.dirty_rate = atoi(v.c_str());
-    else if (k == "--link-mbit") o.link_mbit = atoi(v.c_str());
-    else if (k == "--guest-dir") o.guest_dir = v;
-    else if (k == "--report") o.report = v;
+    if (k == "--vms")
+      o.vms = atoi(v.c_str());
+    else if (k == "--mem")
+      o.mem = atoi(v.c_str());
+    else if (k == "--workload")
+      o.workload = atoi(v.c_str());
+    else if (k == "--dirty-rate")
+      o.dirty_rate = atoi(v.c_str());
+    else if (k == "--link-mbit")
+      o.link_mbit = atoi(v.c_str());
+    else if (k == "--guest-dir")
+      o.guest_dir = v;
+    else if (k == "--report")
+      o.report = v;
     else {
       fprintf(stderr, "gangmig demo: unknown option '%s'\n\n%s", k.c_str(), kDemoHelp);
       return 2;
@@ -162,9 +170,8 @@ int RunDemo(const Args& args) {
   PrintSideBySide(gang, direct);
 
   if (!o.report.empty()) {
-    nlohmann::json j = {{"link", net},
-                        {"gang", gang.report.ToJson()},
-                        {"direct", direct.report.ToJson()}};
+    nlohmann::json j = {
+        {"link", net}, {"gang", gang.report.ToJson()}, {"direct", direct.report.ToJson()}};
     j["gang"]["kernel_link_bytes"] = gang.kernel_link_bytes;
     j["direct"]["kernel_link_bytes"] = direct.kernel_link_bytes;
     j["gang"]["ram_check"] = gang.ram_check;
@@ -194,8 +201,8 @@ int RunDemo(const Args& args) {
     fprintf(stderr, "gangmig demo: the gang run did not put fewer bytes on the link\n");
     ok = false;
   }
-  printf("\ndemo %s\n", ok ? "PASSED: RAM identical for every VM, fewer bytes on the link"
-                           : "FAILED");
+  printf("\ndemo %s\n",
+         ok ? "PASSED: RAM identical for every VM, fewer bytes on the link" : "FAILED");
   return ok ? 0 : 1;
 }
 

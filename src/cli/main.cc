@@ -15,12 +15,12 @@ namespace {
 const Command kCommands[] = {
     {"migrate", "gang-migrate running VMs to a receiver (or --direct with plain QEMU)",
      kMigrateHelp, RunMigrate},
-    {"receive", "run the destination end that rebuilds and feeds each VM's stream",
-     kReceiveHelp, RunReceive},
-    {"demo", "on this machine: start VMs, gang-migrate, check RAM, compare with direct",
-     kDemoHelp, RunDemo},
-    {"bench", "run the benchmark scenarios (gang vs plain QEMU) and write results/",
-     kBenchHelp, RunBench},
+    {"receive", "run the destination end that rebuilds and feeds each VM's stream", kReceiveHelp,
+     RunReceive},
+    {"demo", "on this machine: start VMs, gang-migrate, check RAM, compare with direct", kDemoHelp,
+     RunDemo},
+    {"bench", "run the benchmark scenarios (gang vs plain QEMU) and write results/", kBenchHelp,
+     RunBench},
     {"keygen", "write a new random shared key file", kKeygenHelp, RunKeygen},
 };
 

@@ -1,3 +1,5 @@
+#include "cli/runs.h"
+
 #include <errno.h>
 #include <net/if.h>
 #include <sched.h>
@@ -6,29 +8,25 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/socket.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
-#include <iterator>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "base/clock.h"
 #include "cli/commands.h"
-#include "cli/runs.h"
 #include "migrate/direct.h"
 #include "migrate/sender.h"
 #include "testbed/scenario.h"
 
 namespace gangmig::cli {
 namespace {
-
-
-
 
 // CPU seconds (user + system) a process has used so far, from /proc/PID/stat.
 double ProcessCpu(pid_t pid) {
@@ -91,9 +89,9 @@ std::string IsolateNetworkImpl(int link_mbit) {
   if (link_mbit > 0) {
     std::string cmd = "tc qdisc add dev lo root tbf rate " + std::to_string(link_mbit) +
                       "mbit burst 512kb latency 100ms 2>/dev/null";
-    shaped = system(cmd.c_str()) == 0 ? "loopback shaped to " + std::to_string(link_mbit) +
-                                            " Mbit/s (tc tbf)"
-                                      : "unshaped loopback (tc not available)";
+    shaped = system(cmd.c_str()) == 0
+                 ? "loopback shaped to " + std::to_string(link_mbit) + " Mbit/s (tc tbf)"
+                 : "unshaped loopback (tc not available)";
   }
   return "private network namespace, " + shaped;
 }
@@ -131,9 +129,12 @@ double WaitChild(pid_t pid, int timeout_ms, uint64_t* peak_rss_kib) {
 
 const char* ModeName(Mode m) {
   switch (m) {
-    case Mode::kGang: return "gang";
-    case Mode::kDirect: return "direct";
-    case Mode::kDirectMultifdZstd: return "direct-multifd-zstd";
+    case Mode::kGang:
+      return "gang";
+    case Mode::kDirect:
+      return "direct";
+    case Mode::kDirectMultifdZstd:
+      return "direct-multifd-zstd";
   }
   return "?";
 }
@@ -148,8 +149,8 @@ Run RunOnce(Mode mode, testbed::ScenarioConfig c, const std::string& key_file) {
     c.parameters["multifd-compression"] = "zstd";
   }
   testbed::Scenario sc(c);
-  fprintf(stderr, "== %s: booting %d source guests and %d paused destinations...\n",
-          ModeName(mode), c.vms, c.vms);
+  fprintf(stderr, "== %s: booting %d source guests and %d paused destinations...\n", ModeName(mode),
+          c.vms, c.vms);
   run.status = sc.Start();
   if (!run.status.ok()) return run;
   auto distinct = sc.DistinctNonZeroPages();

@@ -21,7 +21,7 @@ struct Run {
   Status status;
   std::string ram_check;  // "identical" or the error
   uint64_t kernel_link_bytes = 0;
-  uint64_t distinct_pages = 0;    // distinct non-zero pages over the sources' RAM
+  uint64_t distinct_pages = 0;  // distinct non-zero pages over the sources' RAM
   uint64_t stream_nonpage_bytes = 0;
   double receiver_cpu = 0;                    // gangmig receive (gang run only)
   double qemu_src_cpu = 0, qemu_dst_cpu = 0;  // during the migration

@@ -71,8 +71,7 @@ class PageStore {
   uint32_t Add(ByteView page);  // REQUIRES: page.size() == kPageSize
   // REQUIRES: id < size()
   ByteView Get(uint32_t id) const {
-    return ByteView(slabs_[id / kPagesPerSlab].get() + (id % kPagesPerSlab) * kPageSize,
-                    kPageSize);
+    return ByteView(slabs_[id / kPagesPerSlab].get() + (id % kPagesPerSlab) * kPageSize, kPageSize);
   }
   uint32_t size() const { return count_; }
   uint64_t bytes_held() const { return uint64_t(slabs_.size()) * kPagesPerSlab * kPageSize; }

@@ -25,10 +25,12 @@ void Progress::Update(const std::vector<VmReport>& vms, int64_t start_us, bool f
     double dedup = pages ? 100.0 * double(v.pages_referenced) / double(pages) : 0;
     double rate = dt > 0 ? double(v.stream_bytes - last_bytes_[i]) / dt / (1 << 20) : 0;
     last_bytes_[i] = v.stream_bytes;
-    fprintf(out_, "%s[%6.1fs] %-12s %-10s stream %8.1f MiB  link %8.1f MiB  dedup %5.1f%%  %7.1f MiB/s%s\n",
-            tty_ ? "\033[2K" : "", elapsed, v.name.c_str(), v.phase.c_str(),
-            double(v.stream_bytes) / (1 << 20), double(v.link_bytes) / (1 << 20), dedup, rate,
-            v.passthrough_reason.empty() ? "" : "  (pass-through)");
+    fprintf(
+        out_,
+        "%s[%6.1fs] %-12s %-10s stream %8.1f MiB  link %8.1f MiB  dedup %5.1f%%  %7.1f MiB/s%s\n",
+        tty_ ? "\033[2K" : "", elapsed, v.name.c_str(), v.phase.c_str(),
+        double(v.stream_bytes) / (1 << 20), double(v.link_bytes) / (1 << 20), dedup, rate,
+        v.passthrough_reason.empty() ? "" : "  (pass-through)");
   }
   lines_drawn_ = vms.size();
   fflush(out_);

@@ -52,8 +52,8 @@ struct DestVm {
   std::vector<DestChannel> channels;
   std::unique_ptr<VmMonitor> monitor;
   bool failed = false;
-  bool loaded = false;       // main channel closed by QEMU after the full stream
-  bool reported = false;     // "done"/"failed" event sent
+  bool loaded = false;    // main channel closed by QEMU after the full stream
+  bool reported = false;  // "done"/"failed" event sent
   int64_t loaded_us = 0;
   int64_t loaded_mono_us = 0;
   uint64_t bytes_out = 0;
@@ -62,8 +62,7 @@ struct DestVm {
 class Session {
  public:
   Session(const ReceiverOptions& o, net::Fd fd, const wire::SessionKeys& keys)
-      : opt_(o), net_(std::move(fd)), sealer_(keys.s2c), opener_(keys.c2s),
-        writer_(&sealer_) {}
+      : opt_(o), net_(std::move(fd)), sealer_(keys.s2c), opener_(keys.c2s), writer_(&sealer_) {}
   Status Run();
 
  private:
@@ -142,8 +141,8 @@ Status Session::OpenVm(uint16_t id, ByteView json_bytes) {
 
 Status Session::OpenChannel(DestVm& vm, uint16_t id, uint8_t ch) {
   if (ch != vm.channels.size())
-    return Status::Error("CHANNEL_OPEN for channel " + std::to_string(ch) + " of vm " +
-                         vm.name + " out of order");
+    return Status::Error("CHANNEL_OPEN for channel " + std::to_string(ch) + " of vm " + vm.name +
+                         " out of order");
   auto addr = net::ParseAddress(vm.dest);
   if (!addr.ok()) return addr.status();
   auto fd = net::Connect(*addr, 10000);
@@ -230,7 +229,8 @@ Status Session::OnNetReadable() {
   if (n < 0 && (errno == EAGAIN || errno == EINTR)) return Status::Ok();
   if (n <= 0) return Status::Error("connection to the sender lost");
   opener_.Feed(ByteView(buf.data(), size_t(n)));
-  return wire::ForEachFrame(&opener_, "from sender", [this](const wire::Frame& f) { return OnFrame(f); });
+  return wire::ForEachFrame(&opener_, "from sender",
+                            [this](const wire::Frame& f) { return OnFrame(f); });
 }
 
 void Session::WriteDest(DestVm& vm, uint16_t id, uint8_t ch) {
@@ -238,8 +238,9 @@ void Session::WriteDest(DestVm& vm, uint16_t id, uint8_t ch) {
   if (!c.out.empty()) {
     auto w = c.out.WriteTo(c.fd.get());
     if (!w.ok()) {
-      FailVm(vm, id, "writing to the destination QEMU: " + w.status().message() +
-                         " (did it reject the stream? see its log)");
+      FailVm(vm, id,
+             "writing to the destination QEMU: " + w.status().message() +
+                 " (did it reject the stream? see its log)");
       return;
     }
   }
@@ -265,8 +266,9 @@ void Session::ReadDest(DestVm& vm, uint16_t id, uint8_t ch) {
   // does so before the source closes its side (the source waits for our relayed SHUT),
   // so an empty queue is the sign of a complete load; QMP, if given, confirms it.
   if (!c.out.empty()) {
-    FailVm(vm, id, "the destination QEMU closed the migration connection before the stream "
-                   "ended (it rejected the stream or exited; see its log)");
+    FailVm(vm, id,
+           "the destination QEMU closed the migration connection before the stream "
+           "ended (it rejected the stream or exited; see its log)");
     return;
   }
   vm.loaded = true;

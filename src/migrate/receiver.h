@@ -12,7 +12,7 @@
 namespace gangmig::migrate {
 
 struct ReceiverOptions {
-  std::string listen;            // HOST:PORT
+  std::string listen;  // HOST:PORT
   Bytes key;
   bool once = false;             // exit after one session
   size_t max_buffer = 8u << 20;  // bytes queued towards one destination before pausing the link

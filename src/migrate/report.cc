@@ -56,11 +56,16 @@ nlohmann::json Report::ToJson() const {
     zero += v.zero_pages;
     pass += v.passthrough_bytes;
   }
-  j["total"] = {{"stream_bytes", stream},   {"link_bytes", link},
-                {"pages_sent", sent},       {"pages_referenced", ref},
-                {"zero_pages", zero},       {"passthrough_bytes", pass},
-                {"link_tx_bytes", link_tx_bytes}, {"link_rx_bytes", link_rx_bytes},
-                {"cpu_seconds", cpu_seconds},     {"peak_rss_kib", peak_rss_kib}};
+  j["total"] = {{"stream_bytes", stream},
+                {"link_bytes", link},
+                {"pages_sent", sent},
+                {"pages_referenced", ref},
+                {"zero_pages", zero},
+                {"passthrough_bytes", pass},
+                {"link_tx_bytes", link_tx_bytes},
+                {"link_rx_bytes", link_rx_bytes},
+                {"cpu_seconds", cpu_seconds},
+                {"peak_rss_kib", peak_rss_kib}};
   j["error"] = error;
   j["extra"] = extra;
   return j;
@@ -92,8 +97,8 @@ std::string Report::Table() const {
   snprintf(line, sizeof(line),
            "total: %.2f s wall, link %s MiB sent / %s MiB received, gangmig CPU %.2f s, "
            "peak RSS %llu MiB\n",
-           double(end_us - start_us) / 1e6, Mib(link_tx_bytes).c_str(),
-           Mib(link_rx_bytes).c_str(), cpu_seconds, (unsigned long long)(peak_rss_kib / 1024));
+           double(end_us - start_us) / 1e6, Mib(link_tx_bytes).c_str(), Mib(link_rx_bytes).c_str(),
+           cpu_seconds, (unsigned long long)(peak_rss_kib / 1024));
   o << line;
   return o.str();
 }

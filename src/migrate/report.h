@@ -38,8 +38,8 @@ struct VmReport {
   std::string source_final_state;  // run state of the source VM when gangmig finished
 
   double end_to_end_s() const;
-  double downtime_ms() const;          // -1 when unknown
-  std::string downtime_end() const;    // "resume" or "loaded" or ""
+  double downtime_ms() const;        // -1 when unknown
+  std::string downtime_end() const;  // "resume" or "loaded" or ""
 };
 
 inline VmReport MakeVmReport(const std::string& name) {
@@ -52,17 +52,17 @@ struct Report {
   std::string mode;  // "gang" or "direct"
   std::vector<VmReport> vms;
   int64_t start_us = 0, end_us = 0;
-  uint64_t link_tx_bytes = 0;    // socket bytes sent on the link (gang: to the receiver)
+  uint64_t link_tx_bytes = 0;  // socket bytes sent on the link (gang: to the receiver)
   uint64_t link_rx_bytes = 0;
-  double cpu_seconds = 0;        // of this gangmig process
+  double cpu_seconds = 0;  // of this gangmig process
   uint64_t peak_rss_kib = 0;
-  std::string error;             // whole-run failure, if any
+  std::string error;                                // whole-run failure, if any
   nlohmann::json extra = nlohmann::json::object();  // e.g. kernel link counters
 
   nlohmann::json ToJson() const;
-  std::string Table() const;     // human-readable summary
+  std::string Table() const;  // human-readable summary
 };
 
-uint64_t PeakRssKib();           // VmHWM of this process
+uint64_t PeakRssKib();  // VmHWM of this process
 
 }  // namespace gangmig::migrate

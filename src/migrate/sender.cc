@@ -66,7 +66,7 @@ struct Channel {
   std::unique_ptr<qemu_stream::StreamParser> parser;  // main channel only
   net::OutQueue to_qemu;                              // return-path bytes
   bool read_closed = false;
-  bool rp_eof = false;       // receiver says the destination closed its side
+  bool rp_eof = false;  // receiver says the destination closed its side
   bool write_shut = false;
 };
 
@@ -74,15 +74,15 @@ struct Vm {
   VmSpec spec;
   VmReport* rep = nullptr;
   std::unique_ptr<VmMonitor> monitor;
-  std::string was_status;    // run state before migration
+  std::string was_status;  // run state before migration
   std::string listen_path;
   net::Fd listener;
   std::vector<Channel> channels;
-  bool ready = false;        // receiver connected to the destination
-  bool dest_done = false;    // receiver: destination loaded everything
-  bool source_done = false;  // source QEMU: "completed"
-  bool finished = false;     // completed or failed, nothing more to do
-  ChannelCounters counters;  // pages sent / referenced, all channels
+  bool ready = false;                // receiver connected to the destination
+  bool dest_done = false;            // receiver: destination loaded everything
+  bool source_done = false;          // source QEMU: "completed"
+  bool finished = false;             // completed or failed, nothing more to do
+  ChannelCounters counters;          // pages sent / referenced, all channels
   uint64_t extra_channel_bytes = 0;  // relayed verbatim on channels > 0
 };
 
@@ -180,8 +180,7 @@ Status Sender::PrepareVms() {
     auto mig = (*client)->Execute("query-migrate");
     std::string ms = mig.ok() ? mig->value("status", "") : "";
     if (ms == "active" || ms == "setup" || ms == "device" || ms == "pre-switchover")
-      return Status::Error("vm " + vm->spec.name + ": a migration is already running (" + ms +
-                           ")");
+      return Status::Error("vm " + vm->spec.name + ": a migration is already running (" + ms + ")");
     vm->monitor = std::make_unique<VmMonitor>(std::move(client).value(), 100);
     vm->listen_path = workdir_ + "/vm" + std::to_string(i) + ".sock";
     auto l = net::Listen(net::Address{net::Address::Kind::kUnix, vm->listen_path, "", 0});
@@ -235,7 +234,8 @@ void Sender::AcceptChannels(Vm& vm, uint16_t id) {
     } else {
       wire::AppendChannelOpen(writer_->frames(), id, ch);
       if (vm.rep->passthrough_reason.empty())
-        vm.rep->passthrough_reason = "extra channels (multifd/postcopy-preempt) are relayed verbatim";
+        vm.rep->passthrough_reason =
+            "extra channels (multifd/postcopy-preempt) are relayed verbatim";
     }
     vm.channels.push_back(std::move(c));
   }
@@ -333,8 +333,7 @@ Status Sender::OnFrame(const wire::Frame& f) {
     return OnVmEvent(vm, ev);
   }
   if (f.type != FrameType::kRpData && f.type != FrameType::kRpEof)
-    return Status::Error("receiver sent an unexpected frame type " +
-                         std::to_string(int(f.type)));
+    return Status::Error("receiver sent an unexpected frame type " + std::to_string(int(f.type)));
   if (f.channel >= vm.channels.size())
     return Status::Error("receiver sent return-path bytes for unknown channel " +
                          std::to_string(f.channel) + " of vm " + vm.spec.name);
@@ -355,7 +354,8 @@ Status Sender::OnNetReadable() {
   if (n <= 0) return Status::Error("connection to the receiver lost");
   report_->link_rx_bytes += uint64_t(n);
   opener_->Feed(ByteView(buf.data(), size_t(n)));
-  return wire::ForEachFrame(opener_.get(), "from receiver", [this](const wire::Frame& f) { return OnFrame(f); });
+  return wire::ForEachFrame(opener_.get(), "from receiver",
+                            [this](const wire::Frame& f) { return OnFrame(f); });
 }
 
 void Sender::Flush() {
@@ -375,7 +375,10 @@ Status Sender::SendNow() {
 // One round of the event loop: poll every fd, move bytes, seal and send what is pending.
 Status Sender::Step(int timeout_ms) {
   std::vector<pollfd> fds;
-  struct Slot { int vm; int ch; };  // ch -1: listener
+  struct Slot {
+    int vm;
+    int ch;
+  };  // ch -1: listener
   std::vector<Slot> slots;
   bool room = net_out_.size() < opt_.max_buffer;
   // A VM whose source has stopped for switchover is in its downtime: while one is,

@@ -14,8 +14,8 @@
 namespace gangmig::migrate {
 
 struct SenderOptions {
-  std::string receiver;          // HOST:PORT of `gangmig receive`
-  Bytes key;                     // shared key (file contents)
+  std::string receiver;  // HOST:PORT of `gangmig receive`
+  Bytes key;             // shared key (file contents)
   std::vector<VmSpec> vms;
   std::string workdir;           // where the local unix endpoints go ("" = a new /tmp dir)
   size_t max_buffer = 1u << 20;  // link bytes queued before QEMU sockets stop being read

@@ -27,8 +27,8 @@ VmSnapshot VmMonitor::Snapshot() const {
   return snap_;
 }
 
-Result<nlohmann::json> VmMonitor::Execute(const std::string& command,
-                                          const nlohmann::json& args, int timeout_ms) {
+Result<nlohmann::json> VmMonitor::Execute(const std::string& command, const nlohmann::json& args,
+                                          int timeout_ms) {
   std::lock_guard<std::mutex> l(client_mu_);
   auto r = client_->Execute(command, args, timeout_ms);
   TakeEvents();

@@ -31,7 +31,7 @@ struct VmSnapshot {
                                  // "events" capability, see EnableMigrationEvents)
   bool qmp_lost = false;         // the QMP connection broke (QEMU died?)
   std::string qmp_error;
-  uint64_t polls = 0;            // completed query rounds (lets callers wait for a fresh one)
+  uint64_t polls = 0;  // completed query rounds (lets callers wait for a fresh one)
 };
 
 class VmMonitor {

@@ -14,10 +14,14 @@ Result<VmSpec> ParseVmSpec(const std::string& text) {
     if (eq == std::string::npos)
       return Status::Error("--vm '" + text + "': '" + item + "' is not key=value");
     std::string key = item.substr(0, eq), value = item.substr(eq + 1);
-    if (key == "name") spec.name = value;
-    else if (key == "qmp") spec.qmp = value;
-    else if (key == "dest") spec.dest = value;
-    else if (key == "dest-qmp") spec.dest_qmp = value;
+    if (key == "name")
+      spec.name = value;
+    else if (key == "qmp")
+      spec.qmp = value;
+    else if (key == "dest")
+      spec.dest = value;
+    else if (key == "dest-qmp")
+      spec.dest_qmp = value;
     else
       return Status::Error("--vm '" + text + "': unknown key '" + key +
                            "' (expected name, qmp, dest, dest-qmp)");
@@ -34,8 +38,8 @@ Status ValidateVmSpecs(const std::vector<VmSpec>& vms, bool direct) {
     if (!names.insert(v.name).second)
       return Status::Error("VM name '" + v.name + "' is given twice");
     if (direct && v.dest.rfind("tcp:", 0) != 0)
-      return Status::Error("vm " + v.name + ": --direct needs dest=tcp:HOST:PORT (got '" +
-                           v.dest + "')");
+      return Status::Error("vm " + v.name + ": --direct needs dest=tcp:HOST:PORT (got '" + v.dest +
+                           "')");
   }
   return Status::Ok();
 }

@@ -93,8 +93,7 @@ Result<sockaddr_storage> TcpSockaddr(const Address& addr, socklen_t* len) {
   hints.ai_flags = AI_NUMERICSERV | (addr.host.empty() ? AI_PASSIVE : 0);
   addrinfo* res = nullptr;
   std::string port = std::to_string(addr.port);
-  int rc = getaddrinfo(addr.host.empty() ? nullptr : addr.host.c_str(), port.c_str(), &hints,
-                       &res);
+  int rc = getaddrinfo(addr.host.empty() ? nullptr : addr.host.c_str(), port.c_str(), &hints, &res);
   if (rc != 0 || res == nullptr)
     return Status::Error("resolve " + addr.ToString() + ": " + gai_strerror(rc));
   sockaddr_storage ss{};

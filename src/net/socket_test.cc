@@ -21,8 +21,7 @@ TEST(SocketTest, ParsesAddresses) {
   EXPECT_EQ(bare->host, "::1");
   auto bad = ParseAddress("localhost");
   ASSERT_FALSE(bad.ok());
-  EXPECT_EQ(bad.status().message(),
-            "address 'localhost': expected unix:PATH or [tcp:]HOST:PORT");
+  EXPECT_EQ(bad.status().message(), "address 'localhost': expected unix:PATH or [tcp:]HOST:PORT");
   EXPECT_FALSE(ParseAddress("h:99999").ok());
 }
 

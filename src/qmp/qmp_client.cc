@@ -127,8 +127,7 @@ std::optional<std::string> LineBuffer::NextLine() {
   return line;
 }
 
-Result<std::unique_ptr<Client>> Client::Connect(const std::string& socket_path,
-                                                int timeout_ms) {
+Result<std::unique_ptr<Client>> Client::Connect(const std::string& socket_path, int timeout_ms) {
   const std::string prefix = "qmp " + socket_path + ": ";
   if (socket_path.empty() || socket_path.size() >= sizeof(sockaddr_un::sun_path)) {
     return Status::Error(prefix + "socket path empty or longer than " +
@@ -145,8 +144,8 @@ Result<std::unique_ptr<Client>> Client::Connect(const std::string& socket_path,
   }
   std::unique_ptr<Client> client(new Client(fd, socket_path));
   GANGMIG_RETURN_IF_ERROR(client->ReadGreeting(deadline));
-  auto caps = client->Execute("qmp_capabilities", json::object(),
-                              std::max(RemainingMs(deadline), 100));
+  auto caps =
+      client->Execute("qmp_capabilities", json::object(), std::max(RemainingMs(deadline), 100));
   if (!caps.ok()) return caps.status();
   return client;
 }
@@ -221,9 +220,8 @@ Status Client::SendLine(const std::string& line, int64_t deadline_us) {
       poll(&p, 1, RemainingMs(deadline_us));
     } else {
       closed_ = true;
-      return Status::Error(errno == EPIPE || errno == ECONNRESET
-                               ? "connection closed by QEMU"
-                               : ErrnoText("send"));
+      return Status::Error(errno == EPIPE || errno == ECONNRESET ? "connection closed by QEMU"
+                                                                 : ErrnoText("send"));
     }
   }
   return Status::Ok();
@@ -290,9 +288,9 @@ void Client::QueueEvent(const json& message) {
   auto data = message.find("data");
   event.data = data != message.end() ? *data : json();
   auto ts = message.find("timestamp");
-  event.timestamp_us = ts == message.end() ? 0
-                                           : IntMember(*ts, "seconds") * 1000000 +
-                                                 IntMember(*ts, "microseconds");
+  event.timestamp_us = ts == message.end()
+                           ? 0
+                           : IntMember(*ts, "seconds") * 1000000 + IntMember(*ts, "microseconds");
   events_.push_back(std::move(event));
 }
 

@@ -7,12 +7,11 @@
 
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/status.h"
 
@@ -81,9 +80,9 @@ class Client {
   std::string path_;
   LineBuffer lines_;
   std::vector<Event> events_;
-  bool closed_ = false;    // the peer closed the connection (or reading it failed)
-  Status pending_error_;   // a malformed line seen while no caller was waiting
-  int64_t next_id_ = 1;    // "id" of the next command, echoed in its reply
+  bool closed_ = false;   // the peer closed the connection (or reading it failed)
+  Status pending_error_;  // a malformed line seen while no caller was waiting
+  int64_t next_id_ = 1;   // "id" of the next command, echoed in its reply
 };
 
 }  // namespace gangmig::qmp

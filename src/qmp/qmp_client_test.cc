@@ -1,5 +1,6 @@
 #include "qmp/qmp_client.h"
 
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -11,8 +12,6 @@
 #include <filesystem>
 #include <functional>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "base/clock.h"
 
@@ -125,7 +124,8 @@ TEST(QmpFakeServerTest, GreetingRepliesAndEventsInPieces) {
     Handshake(fd);
     std::string cmd = ReadLine(fd);
     // An event, then the reply split mid-token, then an event right behind the reply.
-    WriteAll(fd, "{\"event\": \"STOP\", \"timestamp\": {\"seconds\": 12, \"microseconds\": 34}}\r\n");
+    WriteAll(fd,
+             "{\"event\": \"STOP\", \"timestamp\": {\"seconds\": 12, \"microseconds\": 34}}\r\n");
     std::string reply = Reply(cmd, "\"return\": {\"status\": \"paused\"}");
     WriteAll(fd, reply.substr(0, 10));
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -230,8 +230,7 @@ TEST(QmpConnectTest, MissingSocketTimesOut) {
   auto client = Client::Connect("/tmp/gangmig-no-such-dir/x.qmp", 150);
   ASSERT_FALSE(client.ok());
   EXPECT_GE(MonotonicMicros() - start, 150000);
-  EXPECT_NE(client.status().message().find("connect: No such file or directory"),
-            std::string::npos)
+  EXPECT_NE(client.status().message().find("connect: No such file or directory"), std::string::npos)
       << client.status().message();
 }
 
@@ -246,8 +245,8 @@ class QmpRealQemuTest : public ::testing::Test {
     pid_ = fork();
     ASSERT_GE(pid_, 0);
     if (pid_ == 0) {
-      execlp("qemu-system-x86_64", "qemu-system-x86_64", "-machine", "q35,accel=tcg", "-m",
-             "64", "-nodefaults", "-display", "none", "-S", "-qmp", qmp_arg.c_str(),
+      execlp("qemu-system-x86_64", "qemu-system-x86_64", "-machine", "q35,accel=tcg", "-m", "64",
+             "-nodefaults", "-display", "none", "-S", "-qmp", qmp_arg.c_str(),
              static_cast<char*>(nullptr));
       _exit(127);
     }
@@ -304,8 +303,9 @@ TEST_F(QmpRealQemuTest, SecondClientWaitsForTheFirst) {
   auto second = Client::Connect(path_, 300);
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().message(),
-            "qmp " + path_ + ": greeting: timed out (a QMP monitor serves one client at a "
-            "time; is another connected?)");
+            "qmp " + path_ +
+                ": greeting: timed out (a QMP monitor serves one client at a "
+                "time; is another connected?)");
   first->reset();
   auto third = Client::Connect(path_, 5000);
   ASSERT_TRUE(third.ok()) << third.status().message();

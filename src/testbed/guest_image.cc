@@ -10,9 +10,8 @@ Result<GuestImage> GuestImage::Locate(const std::string& dir) {
   // vmlinux (the same kernel, already decompressed, booted through its PVH entry) saves
   // the guest several seconds of decompression under TCG; vmlinuz is the fallback.
   std::error_code ec;
-  std::string kernel = std::filesystem::is_regular_file(dir + "/vmlinux", ec)
-                           ? dir + "/vmlinux"
-                           : dir + "/vmlinuz";
+  std::string kernel =
+      std::filesystem::is_regular_file(dir + "/vmlinux", ec) ? dir + "/vmlinux" : dir + "/vmlinuz";
   GuestImage image{dir, kernel, dir + "/initrd.img"};
   for (const std::string& file : {image.kernel, image.initrd}) {
     if (!std::filesystem::is_regular_file(file, ec)) {

@@ -1,11 +1,10 @@
 #include "testbed/guest_image.h"
 
+#include <gtest/gtest.h>
 #include <stdlib.h>
 
 #include <filesystem>
 #include <fstream>
-
-#include <gtest/gtest.h>
 
 namespace gangmig::testbed {
 namespace {

@@ -108,9 +108,10 @@ uint64_t RamBytes(const VmConfig& c) {
 }
 
 std::string KernelCommandLine(const VmConfig& c) {
-  std::string line = "console=ttyS0 quiet panic=-1 cryptomgr.notests tsc=reliable no_timer_check gangmig.seed=" + std::to_string(c.seed) +
-                     " gangmig.mem_mib=" + std::to_string(c.workload_mib) +
-                     " gangmig.dirty_rate=" + std::to_string(c.dirty_rate);
+  std::string line =
+      "console=ttyS0 quiet panic=-1 cryptomgr.notests tsc=reliable no_timer_check gangmig.seed=" +
+      std::to_string(c.seed) + " gangmig.mem_mib=" + std::to_string(c.workload_mib) +
+      " gangmig.dirty_rate=" + std::to_string(c.dirty_rate);
   if (!c.extra_append.empty()) line += " " + c.extra_append;
   return line;
 }
@@ -120,13 +121,25 @@ std::vector<std::string> QemuArgv(const VmConfig& c) {
   const std::string mem = c.work_around_tcg_dirty_bug ? std::to_string(RamBytes(c) >> 10) + "K"
                                                       : std::to_string(c.mem_mib) + "M";
   std::vector<std::string> argv = {
-      c.qemu_binary, "-name", c.name, "-machine", "q35,accel=tcg,memory-backend=ram0",
-      "-m", mem, "-object",
+      c.qemu_binary,
+      "-name",
+      c.name,
+      "-machine",
+      "q35,accel=tcg,memory-backend=ram0",
+      "-m",
+      mem,
+      "-object",
       "memory-backend-file,id=ram0,size=" + mem + ",mem-path=" + stem + ".ram,share=on",
-      "-smp", "1", "-nodefaults", "-display", "none", "-serial", "file:" + stem + ".serial"};
+      "-smp",
+      "1",
+      "-nodefaults",
+      "-display",
+      "none",
+      "-serial",
+      "file:" + stem + ".serial"};
   if (!c.kernel.empty()) {
-    argv.insert(argv.end(), {"-kernel", c.kernel, "-initrd", c.initrd, "-append",
-                             KernelCommandLine(c)});
+    argv.insert(argv.end(),
+                {"-kernel", c.kernel, "-initrd", c.initrd, "-append", KernelCommandLine(c)});
   }
   argv.insert(argv.end(), {"-qmp", "unix:" + stem + ".qmp,server=on,wait=off", "-qmp",
                            "unix:" + stem + ".harness.qmp,server=on,wait=off"});

@@ -28,15 +28,15 @@ struct VmConfig {
   // Adds 8 KiB to the RAM size (-m <mem_mib*1024+8>K). QEMU 7.2 under TCG loses guest
   // writes during precopy when the RAM block is a multiple of 256 KiB; see qemu_vm.cc.
   bool work_around_tcg_dirty_bug = true;
-  std::string kernel;   // empty: firmware only, no -kernel/-initrd/-append
+  std::string kernel;  // empty: firmware only, no -kernel/-initrd/-append
   std::string initrd;
-  int seed = 1;          // gangmig.seed=
-  int workload_mib = 64; // gangmig.mem_mib=
-  int dirty_rate = 0;    // gangmig.dirty_rate= (pages per second)
-  std::string extra_append;              // appended to the kernel command line
-  std::optional<std::string> incoming;   // "unix:/path" or "tcp:127.0.0.1:4444": a destination
-  bool start_paused = false;             // -S
-  std::vector<std::string> extra_args;   // appended to the QEMU command line
+  int seed = 1;                         // gangmig.seed=
+  int workload_mib = 64;                // gangmig.mem_mib=
+  int dirty_rate = 0;                   // gangmig.dirty_rate= (pages per second)
+  std::string extra_append;             // appended to the kernel command line
+  std::optional<std::string> incoming;  // "unix:/path" or "tcp:127.0.0.1:4444": a destination
+  bool start_paused = false;            // -S
+  std::vector<std::string> extra_args;  // appended to the QEMU command line
   std::string qemu_binary = "qemu-system-x86_64";
   bool keep_ram_file = false;  // Stop() leaves <workdir>/<name>.ram in place
   int start_timeout_ms = 10000;
@@ -56,8 +56,8 @@ VmConfig DestinationConfig(const VmConfig& source, const std::string& name,
 // Guest RAM in bytes: the size of the RAM file and of QEMU's "ram0" block.
 uint64_t RamBytes(const VmConfig& config);
 
-// "console=ttyS0 quiet panic=-1 cryptomgr.notests tsc=reliable no_timer_check gangmig.seed=.. gangmig.mem_mib=.. gangmig.dirty_rate=.."
-// followed by extra_append.
+// "console=ttyS0 quiet panic=-1 cryptomgr.notests tsc=reliable no_timer_check gangmig.seed=..
+// gangmig.mem_mib=.. gangmig.dirty_rate=.." followed by extra_append.
 std::string KernelCommandLine(const VmConfig& config);
 
 // The full QEMU argv (argv[0] is qemu_binary). Pure.
@@ -109,8 +109,8 @@ class QemuVm {
 
   VmConfig config_;
   pid_t pid_ = -1;
-  bool reaped_ = false;   // waitpid() returned pid_: it may be reused, never signal it
-  bool stopped_ = true;   // no process and files cleaned up
+  bool reaped_ = false;  // waitpid() returned pid_: it may be reused, never signal it
+  bool stopped_ = true;  // no process and files cleaned up
   std::string exit_description_;
   std::unique_ptr<qmp::Client> harness_;
 };

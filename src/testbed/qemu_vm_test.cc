@@ -1,13 +1,12 @@
 #include "testbed/qemu_vm.h"
 
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "base/clock.h"
 #include "testbed/ram_compare.h"
@@ -78,15 +77,36 @@ TEST(TestbedArgvTest, SourceWithKernel) {
   c.extra_append = "foo=1";
   c.extra_args = {"-d", "guest_errors"};
   std::vector<std::string> expected = {
-      "qemu-system-x86_64", "-name", "web1", "-machine", "q35,accel=tcg,memory-backend=ram0",
-      "-m", "128M", "-object",
-      "memory-backend-file,id=ram0,size=128M,mem-path=/w/web1.ram,share=on", "-smp", "1",
-      "-nodefaults", "-display", "none", "-serial", "file:/w/web1.serial", "-kernel",
-      "/g/vmlinuz", "-initrd", "/g/initrd.img", "-append",
-      "console=ttyS0 quiet panic=-1 cryptomgr.notests tsc=reliable no_timer_check gangmig.seed=7 gangmig.mem_mib=32 gangmig.dirty_rate=500 "
+      "qemu-system-x86_64",
+      "-name",
+      "web1",
+      "-machine",
+      "q35,accel=tcg,memory-backend=ram0",
+      "-m",
+      "128M",
+      "-object",
+      "memory-backend-file,id=ram0,size=128M,mem-path=/w/web1.ram,share=on",
+      "-smp",
+      "1",
+      "-nodefaults",
+      "-display",
+      "none",
+      "-serial",
+      "file:/w/web1.serial",
+      "-kernel",
+      "/g/vmlinuz",
+      "-initrd",
+      "/g/initrd.img",
+      "-append",
+      "console=ttyS0 quiet panic=-1 cryptomgr.notests tsc=reliable no_timer_check gangmig.seed=7 "
+      "gangmig.mem_mib=32 gangmig.dirty_rate=500 "
       "foo=1",
-      "-qmp", "unix:/w/web1.qmp,server=on,wait=off", "-qmp",
-      "unix:/w/web1.harness.qmp,server=on,wait=off", "-d", "guest_errors"};
+      "-qmp",
+      "unix:/w/web1.qmp,server=on,wait=off",
+      "-qmp",
+      "unix:/w/web1.harness.qmp,server=on,wait=off",
+      "-d",
+      "guest_errors"};
   EXPECT_EQ(QemuArgv(c), expected);
   EXPECT_EQ(RamBytes(c), 128u << 20);
 
@@ -110,7 +130,8 @@ TEST(TestbedArgvTest, DestinationIsSourceWithIncomingAndPaused) {
   EXPECT_EQ(tail, (std::vector<std::string>{"-S", "-incoming", "unix:/w/a.mig"}));
   EXPECT_EQ(KernelCommandLine(dst), KernelCommandLine(src));
   EXPECT_EQ(KernelCommandLine(src),
-            "console=ttyS0 quiet panic=-1 cryptomgr.notests tsc=reliable no_timer_check gangmig.seed=1 gangmig.mem_mib=64 "
+            "console=ttyS0 quiet panic=-1 cryptomgr.notests tsc=reliable no_timer_check "
+            "gangmig.seed=1 gangmig.mem_mib=64 "
             "gangmig.dirty_rate=0");
   EXPECT_EQ(argv[2], "a-dst");
 }

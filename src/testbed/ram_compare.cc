@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -15,8 +16,6 @@
 #include <array>
 #include <memory>
 #include <unordered_set>
-
-#include <openssl/evp.h>
 
 namespace gangmig::testbed {
 namespace {

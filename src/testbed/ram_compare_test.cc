@@ -1,11 +1,10 @@
 #include "testbed/ram_compare.h"
 
+#include <gtest/gtest.h>
 #include <stdlib.h>
 
 #include <filesystem>
 #include <fstream>
-
-#include <gtest/gtest.h>
 
 namespace gangmig::testbed {
 namespace {
@@ -40,9 +39,9 @@ TEST_F(TestbedRamCompareTest, EqualFiles) {
 TEST_F(TestbedRamCompareTest, CountsDifferingPages) {
   std::string a = Page('a') + Page('b') + Page('c') + Page('d') + "tail";
   std::string b = a;
-  b[kRamPageSize + 17] = 'x';      // page 1
+  b[kRamPageSize + 17] = 'x';        // page 1
   b[3 * kRamPageSize + 4095] = 'x';  // page 3, last byte
-  b[4 * kRamPageSize + 2] = 'x';   // the partial last page
+  b[4 * kRamPageSize + 2] = 'x';     // the partial last page
   auto diff = CompareRamFiles(Write("a", a), Write("b", b));
   ASSERT_TRUE(diff.ok()) << diff.status().message();
   EXPECT_EQ(diff->bytes_compared, a.size());
@@ -54,8 +53,8 @@ TEST_F(TestbedRamCompareTest, SizeMismatchAndMissingFileAreErrors) {
   std::string a = Write("a", Page('a'));
   auto diff = CompareRamFiles(a, Write("b", Page('a') + Page('a')));
   ASSERT_FALSE(diff.ok());
-  EXPECT_EQ(diff.status().message(), "compare RAM: sizes differ: " + a + " has 4096 bytes, " +
-                                         dir_ + "/b has 8192");
+  EXPECT_EQ(diff.status().message(),
+            "compare RAM: sizes differ: " + a + " has 4096 bytes, " + dir_ + "/b has 8192");
   diff = CompareRamFiles(a, dir_ + "/missing");
   ASSERT_FALSE(diff.ok());
   EXPECT_EQ(diff.status().message(),

@@ -28,10 +28,9 @@ VmConfig Scenario::SourceConfig(int i) const {
 Status Scenario::Start() {
   for (int i = 0; i < config_.vms; ++i) {
     VmConfig src = SourceConfig(i);
-    std::string incoming =
-        config_.tcp_destinations
-            ? "tcp:127.0.0.1:" + std::to_string(config_.first_port + i)
-            : "unix:" + config_.workdir + "/" + src.name + ".incoming";
+    std::string incoming = config_.tcp_destinations
+                               ? "tcp:127.0.0.1:" + std::to_string(config_.first_port + i)
+                               : "unix:" + config_.workdir + "/" + src.name + ".incoming";
     VmConfig dst = DestinationConfig(src, src.name + "-dst", incoming);
     dst.start_paused = true;
     dests_.push_back(std::make_unique<QemuVm>(dst));
@@ -55,7 +54,8 @@ Status Scenario::Start() {
 
 Status Scenario::ApplyCapabilities(QemuVm& vm) {
   nlohmann::json caps = nlohmann::json::array();
-  for (const std::string& c : config_.capabilities) caps.push_back({{"capability", c}, {"state", true}});
+  for (const std::string& c : config_.capabilities)
+    caps.push_back({{"capability", c}, {"state", true}});
   if (!caps.empty()) {
     auto r = vm.harness().Execute("migrate-set-capabilities", {{"capabilities", caps}});
     if (!r.ok()) return r.status();
@@ -77,8 +77,8 @@ Status Scenario::ApplyMigrationSettings(QemuVm& vm) {
     if (!r.ok()) return r.status();
   }
   if (config_.max_bandwidth > 0) {
-    auto r = vm.harness().Execute("migrate-set-parameters",
-                                  {{"max-bandwidth", config_.max_bandwidth}});
+    auto r =
+        vm.harness().Execute("migrate-set-parameters", {{"max-bandwidth", config_.max_bandwidth}});
     if (!r.ok()) return r.status();
   }
   return Status::Ok();

@@ -6,8 +6,8 @@
 #pragma once
 
 #include <memory>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,14 +22,14 @@ namespace gangmig::testbed {
 struct ScenarioConfig {
   int vms = 4;
   int mem_mib = 256;
-  int workload_mib = 64;     // memory each guest's workload fills
-  int dirty_rate = 0;        // pages/s each guest keeps re-dirtying
+  int workload_mib = 64;          // memory each guest's workload fills
+  int dirty_rate = 0;             // pages/s each guest keeps re-dirtying
   bool tcp_destinations = false;  // destinations listen on tcp:127.0.0.1:PORT (direct)
-  bool return_path = false;  // migration capability return-path on every source
-  int64_t max_bandwidth = 0; // bytes/s for QEMU's max-bandwidth (0: QEMU's default)
-  int first_port = 47000;    // tcp destinations use first_port + i
+  bool return_path = false;       // migration capability return-path on every source
+  int64_t max_bandwidth = 0;      // bytes/s for QEMU's max-bandwidth (0: QEMU's default)
+  int first_port = 47000;         // tcp destinations use first_port + i
   int boot_timeout_ms = 180000;
-  std::string workdir;       // must exist
+  std::string workdir;  // must exist
   std::string name_prefix = "vm";
   std::string extra_append;  // more guest kernel command line (e.g. gangmig.shared_pct=0)
   bool keep_ram_files = false;
@@ -37,7 +37,9 @@ struct ScenarioConfig {
   // Migration capabilities turned on for every source and destination, e.g. "multifd".
   std::vector<std::string> capabilities;
   int multifd_channels = 0;  // >0: set multifd-channels on both sides
-  nlohmann::json parameters = nlohmann::json::object();  // more migrate-set-parameters, both sides  // leave <name>.ram files when VMs stop (for inspection)
+  nlohmann::json parameters =
+      nlohmann::json::object();  // more migrate-set-parameters, both sides  // leave <name>.ram
+                                 // files when VMs stop (for inspection)
   GuestImage image;
   // When set, every second VM (vm2, vm4, ...) boots this image instead: a
   // heterogeneous gang of two guest flavours.

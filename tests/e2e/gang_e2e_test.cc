@@ -78,7 +78,8 @@ class GangE2E : public ::testing::Test {
     }
     for (const auto& s : scenario_->Specs()) {
       argv.push_back("--vm");
-      argv.push_back("name=" + s.name + ",qmp=" + s.qmp + ",dest=" + s.dest + ",dest-qmp=" + s.dest_qmp);
+      argv.push_back("name=" + s.name + ",qmp=" + s.qmp + ",dest=" + s.dest +
+                     ",dest-qmp=" + s.dest_qmp);
     }
     return argv;
   }
@@ -143,7 +144,8 @@ TEST_F(GangE2E, GangOfThreeArrivesByteForByte) {
     EXPECT_GT(vm["downtime_ms"].get<double>(), 0.0);
   }
   // The guests share their kernel, userland and half of their workload: pages cross once.
-  EXPECT_GT(r["total"]["pages_referenced"].get<uint64_t>(), r["total"]["pages_sent"].get<uint64_t>() / 4);
+  EXPECT_GT(r["total"]["pages_referenced"].get<uint64_t>(),
+            r["total"]["pages_sent"].get<uint64_t>() / 4);
   EXPECT_LT(r["total"]["link_bytes"].get<uint64_t>(), r["total"]["stream_bytes"].get<uint64_t>());
   Status ram = scenario_->CheckRamIdentical();
   EXPECT_TRUE(ram.ok()) << ram.message();
@@ -183,7 +185,8 @@ TEST_F(GangE2E, ReceiverKilledMidMigrationLeavesSourcesRunning) {
   EXPECT_EQ(rc, 1) << Log("migrate.log");
   std::string log = Log("migrate.log");
   EXPECT_NE(log.find("connection to the receiver lost"), std::string::npos) << log;
-  for (const auto& s : scenario_->Specs()) EXPECT_NE(log.find(s.name + ":"), std::string::npos) << log;
+  for (const auto& s : scenario_->Specs())
+    EXPECT_NE(log.find(s.name + ":"), std::string::npos) << log;
   ExpectSourcesRunning();
   ExpectNoDestinationRunning();
   nlohmann::json r = ReadJson(dir_ + "/report.json");
@@ -219,7 +222,8 @@ TEST_F(GangE2E, WrongKeyIsRefusedAndNothingStarts) {
   EXPECT_EQ(Migrate(MigrateArgv(key_), 60000), 1);
   std::string log = Log("migrate.log");
   EXPECT_NE(log.find("handshake: the receiver does not know the shared key (proof mismatch)"),
-            std::string::npos) << log;
+            std::string::npos)
+      << log;
   EXPECT_TRUE(WaitForText(dir_ + "/receiver.log", "refused a peer", 5000)) << Log("receiver.log");
   ExpectSourcesRunning();
   auto mig = scenario_->sources()[0]->harness().Execute("query-migrate");
@@ -235,13 +239,16 @@ TEST_F(GangE2E, UnreachableDestinationFailsBeforeAnythingStarts) {
   for (auto& a : argv) {
     auto pos = a.find(",dest=unix:");
     if (pos != std::string::npos && a.find("name=vm2") == 0) {
-      a = "name=vm2,qmp=" + scenario_->sources()[1]->qmp_path() + ",dest=unix:" + dir_ + "/nobody.sock";
+      a = "name=vm2,qmp=" + scenario_->sources()[1]->qmp_path() + ",dest=unix:" + dir_ +
+          "/nobody.sock";
     }
   }
   EXPECT_EQ(Migrate(argv, 60000), 1);
   std::string log = Log("migrate.log");
-  EXPECT_NE(log.find("vm2: destination: destination QEMU: connect to unix:" + dir_ + "/nobody.sock"),
-            std::string::npos) << log;
+  EXPECT_NE(
+      log.find("vm2: destination: destination QEMU: connect to unix:" + dir_ + "/nobody.sock"),
+      std::string::npos)
+      << log;
   ExpectSourcesRunning();
 }
 
