@@ -32,7 +32,7 @@ Status Scenario::Start() {
                                ? "tcp:127.0.0.1:" + std::to_string(config_.first_port + i)
                                : "unix:" + config_.workdir + "/" + src.name + ".incoming";
     VmConfig dst = DestinationConfig(src, src.name + "-dst", incoming);
-    dst.start_paused = true;
+    dst.start_paused = config_.paused_destinations;
     dests_.push_back(std::make_unique<QemuVm>(dst));
     GANGMIG_RETURN_IF_ERROR(dests_.back()->Start());
     GANGMIG_RETURN_IF_ERROR(ApplyCapabilities(*dests_.back()));

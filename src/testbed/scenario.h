@@ -33,6 +33,7 @@ struct ScenarioConfig {
   std::string name_prefix = "vm";
   std::string extra_append;  // more guest kernel command line (e.g. gangmig.shared_pct=0)
   bool keep_ram_files = false;
+  bool paused_destinations = true;            // -S: destinations stay paused after the migration
   std::vector<std::string> source_only_args;  // extra QEMU args for sources only
   // Migration capabilities turned on for every source and destination, e.g. "multifd".
   std::vector<std::string> capabilities;

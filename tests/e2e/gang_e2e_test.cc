@@ -213,6 +213,24 @@ TEST_F(GangE2E, InterruptedMigrateRollsBack) {
   ExpectNoDestinationRunning();
 }
 
+TEST_F(GangE2E, RunningDestinationsGiveDowntimeToResume) {
+  // Destinations without -S resume on their own: downtime is then measured from the
+  // source's STOP event to the destination's RESUME event.
+  ScenarioConfig c = Config(2, 192);
+  c.paused_destinations = false;
+  StartScenario(c);
+  StartReceiver(key_);
+  ASSERT_EQ(Migrate(MigrateArgv(key_)), 0) << Log("migrate.log") << Log("receiver.log");
+  nlohmann::json r = ReadJson(dir_ + "/report.json");
+  for (const auto& vm : r["vms"]) {
+    EXPECT_EQ(vm["status"], "completed") << vm.dump();
+    EXPECT_EQ(vm["downtime_end"], "resume") << vm.dump();
+    EXPECT_GT(vm["dest_resume_us"].get<int64_t>(), vm["stop_us"].get<int64_t>()) << vm.dump();
+    EXPECT_GT(vm["downtime_ms"].get<double>(), 0.0) << vm.dump();
+  }
+  for (auto& vm : scenario_->destinations()) EXPECT_EQ(*vm->QueryStatus(), "running");
+}
+
 TEST_F(GangE2E, WrongKeyIsRefusedAndNothingStarts) {
   StartScenario(Config(1, 192));
   std::string other = dir_ + "/other.key";
