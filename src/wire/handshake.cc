@@ -63,8 +63,8 @@ Status CheckHelloHeader(ByteView hello) {
   if (flags != kHelloFlags) {
     char hex[8];
     std::snprintf(hex, sizeof(hex), "%04x", flags);
-    return Status::Error(std::string("handshake: unknown flags 0x") + hex +
-                         " (protocol version 1 defines none)");
+    return Status::Error(std::string("handshake: unknown flags 0x") + hex + " (protocol version " +
+                         std::to_string(kProtocolVersion) + " defines none)");
   }
   return Status::Ok();
 }

@@ -123,12 +123,12 @@ TEST(WireHandshake, UnsupportedVersion) {
   ClientHandshake c(kKey);
   Bytes hello = c.Hello();
   hello[4] = 0;
-  hello[5] = 2;
+  hello[5] = 1;  // a version 1 peer (HMAC-SHA256 record tags)
   ServerHandshake s(kKey);
   Result<Bytes> r = s.OnClientHello(hello);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().message(),
-            "handshake: unsupported protocol version 2 (this build speaks 1)");
+            "handshake: unsupported protocol version 1 (this build speaks 2)");
 
   ServerHandshake s2(kKey);
   Bytes sh = *s2.OnClientHello(c.Hello());
@@ -137,7 +137,7 @@ TEST(WireHandshake, UnsupportedVersion) {
   Result<Bytes> r2 = c.OnServerHello(sh);
   ASSERT_FALSE(r2.ok());
   EXPECT_EQ(r2.status().message(),
-            "handshake: unsupported protocol version 256 (this build speaks 1)");
+            "handshake: unsupported protocol version 256 (this build speaks 2)");
 }
 
 TEST(WireHandshake, UnknownFlags) {
@@ -148,7 +148,7 @@ TEST(WireHandshake, UnknownFlags) {
   Result<Bytes> r = s.OnClientHello(hello);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().message(),
-            "handshake: unknown flags 0x0001 (protocol version 1 defines none)");
+            "handshake: unknown flags 0x0001 (protocol version 2 defines none)");
 }
 
 TEST(WireHandshake, WrongMessageSizes) {

@@ -1,6 +1,6 @@
-// HMAC-SHA256 over OpenSSL's EVP_MAC, the one MAC of the wire protocol: handshake proofs
-// and session keys (one-shot HmacSha256Of) and record tags (a reusable HmacSha256 that is
-// keyed once and then restarted per record, which is what makes small records cheap).
+// HMAC-SHA256 over OpenSSL's EVP_MAC, the MAC of the handshake: proofs and session keys
+// (one-shot HmacSha256Of). HmacSha256 is keyed once and can be restarted for any number
+// of MACs. Records use another MAC (record_mac.h).
 #pragma once
 
 #include <array>

@@ -1,6 +1,6 @@
 // The record layer: after the handshake, each direction of the connection is a sequence
-// of records `be32 body_len | body | tag[16]`, where the tag is a truncated
-// HMAC-SHA256 under that direction's session key over the record's sequence number,
+// of records `be32 body_len | body | tag[16]`, where the tag is a ChaCha20-Poly1305 MAC
+// (record_mac.h) under that direction's session key over the record's sequence number,
 // length and body. RecordSealer makes records; RecordOpener checks and unwraps them
 // from a byte stream that arrives in arbitrary pieces. Both are pure (no sockets).
 // RecordWriter batches frames into records of a target size. Bodies are authenticated,
@@ -13,7 +13,7 @@
 
 #include "base/bytes.h"
 #include "base/status.h"
-#include "wire/hmac.h"
+#include "wire/record_mac.h"
 #include "wire/wire_format.h"
 
 namespace gangmig::wire {
@@ -22,6 +22,7 @@ namespace gangmig::wire {
 class RecordSealer {
  public:
   // `key` is the direction's session key (SessionKeys::c2s or ::s2c); it is copied.
+  // REQUIRES: key.size() == kSessionKeySize
   explicit RecordSealer(ByteView key) : mac_(key) {}
 
   // Appends one record holding `body` to *out.
@@ -31,7 +32,7 @@ class RecordSealer {
   uint64_t records() const { return seq_; }
 
  private:
-  HmacSha256 mac_;
+  RecordMac mac_;
   uint64_t seq_ = 0;
 };
 
@@ -39,7 +40,7 @@ class RecordSealer {
 // The first failure (bad length, bad tag) is final: every later Next() returns it again.
 class RecordOpener {
  public:
-  // `key` is the direction's session key; it is copied.
+  // `key` is the direction's session key; it is copied. REQUIRES: 32 bytes, as above.
   explicit RecordOpener(ByteView key) : mac_(key) {}
 
   // Buffers bytes received from the peer (ignored after a failure).
@@ -59,7 +60,7 @@ class RecordOpener {
  private:
   Status Fail(std::string message);
 
-  HmacSha256 mac_;
+  RecordMac mac_;
   Bytes buf_;
   size_t pos_ = 0;  // start of the first unreturned record in buf_
   uint64_t seq_ = 0;
