@@ -22,7 +22,8 @@ namespace gangmig::cli {
 
 const char kMigrateHelp[] =
     "usage: gangmig migrate --to HOST:PORT --key-file FILE --vm SPEC [--vm SPEC ...]\n"
-    "                       [--report FILE.json] [--timeout SEC] [--max-buffer MIB] [--quiet]\n"
+    "                       [--report FILE.json] [--timeout SEC] [--max-buffer MIB]\n"
+    "                       [--verify-copies MIB] [--quiet]\n"
     "       gangmig migrate --direct --vm SPEC [--vm SPEC ...] [--report FILE.json]\n\n"
     "Migrates every VM at once. Each source QEMU is told (over its QMP socket) to migrate\n"
     "into a local gangmig endpoint; gangmig sends each distinct page content once over one\n"
@@ -42,6 +43,10 @@ const char kMigrateHelp[] =
     "  --report FILE      write per-VM and total figures as JSON\n"
     "  --timeout SEC      give up and roll back after SEC seconds (default 900)\n"
     "  --max-buffer MIB   link bytes queued before sources are throttled (default 1)\n"
+    "  --verify-copies MIB  memory for copies of sent pages (default 1024). A page is\n"
+    "                     referenced only after its content is proven equal to one\n"
+    "                     already sent: byte by byte against such a copy, or by SHA-256\n"
+    "                     once the copies use this much (slower: ~2.5 us per page)\n"
     "  --quiet            no progress lines\n\n"
     "QEMU migration parameters (max-bandwidth, downtime-limit, capabilities) are left as\n"
     "they are: set them on the source as for any migration. QEMU's default max-bandwidth\n"
@@ -155,6 +160,8 @@ int RunMigrate(const Args& args) {
       opt.timeout_s = atoi(v.c_str());
     else if (k == "--max-buffer")
       opt.max_buffer = size_t(atoi(v.c_str())) << 20;
+    else if (k == "--verify-copies")
+      opt.verify_copies = uint64_t(atoll(v.c_str())) << 20;
     else if (k == "--vm") {
       auto spec = migrate::ParseVmSpec(v);
       if (!spec.ok()) return Usage(kMigrateHelp, spec.status().message());

@@ -1,17 +1,21 @@
 // Page fingerprints and the content index of the sender, and the page store of the
 // receiver. Together they decide which page contents already crossed the link.
 //
-// Equality of page contents is decided by SHA-256 alone: a collision-resistant 256-bit
-// hash that a guest cannot steer (docs/DESIGN.md, "Why SHA-256"). No fast
-// non-cryptographic fingerprint is ever trusted on its own.
+// The sender finds candidate duplicates with a fast seeded 128-bit hash (XXH3) and then
+// proves equality: byte by byte against its own copy of the earlier page, or, once the
+// copies reach their memory budget, by SHA-256 (collision resistant, a guest cannot steer
+// it). A fast hash alone never decides that two pages are equal (docs/DESIGN.md,
+// "How the sender decides two pages are equal").
 #pragma once
 
 #include <openssl/evp.h>
 
 #include <array>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -24,14 +28,6 @@ inline constexpr size_t kPageSize = 4096;
 struct Digest {
   std::array<uint8_t, 32> bytes{};
   bool operator==(const Digest& o) const { return bytes == o.bytes; }
-};
-
-struct DigestHash {
-  size_t operator()(const Digest& d) const {
-    size_t h;
-    std::memcpy(&h, d.bytes.data(), sizeof(h));  // already uniformly distributed
-    return h;
-  }
 };
 
 // SHA-256 of page contents, with the OpenSSL context set up once and reused.
@@ -49,23 +45,16 @@ class Fingerprinter {
   EVP_MD_CTX* ctx_;
 };
 
-// Sender side: digest -> page id, ids dense from 0 in insertion order. The ids must match
-// the order in which PAGE frames go on the wire (the receiver numbers them the same way).
-class PageIndex {
- public:
-  struct Lookup {
-    uint32_t id;
-    bool inserted;  // true: first time this content is seen; send it as a PAGE frame
-  };
-  Lookup FindOrInsert(const Digest& digest);
-  size_t size() const { return map_.size(); }
-
- private:
-  std::unordered_map<Digest, uint32_t, DigestHash> map_;
+// The fast candidate hash: XXH3-128 with a per-session secret seed.
+struct FastHash {
+  uint64_t lo = 0, hi = 0;
+  bool operator==(const FastHash& o) const { return lo == o.lo && hi == o.hi; }
 };
+// `bits` < 128 keeps only the low `bits` bits (tests use it to force collisions).
+FastHash FastHashOf(ByteView page, uint64_t seed, int bits = 128);
 
-// Receiver side: page id -> content. Pages live in 1 MiB slabs so that growing the store
-// never moves a page that a caller is reading.
+// Receiver side (and the sender's verification copies): page id -> content. Pages live
+// in 2 MiB slabs so that growing the store never moves a page that a caller is reading.
 class PageStore {
  public:
   uint32_t Add(ByteView page);  // REQUIRES: page.size() == kPageSize
@@ -77,9 +66,67 @@ class PageStore {
   uint64_t bytes_held() const { return uint64_t(slabs_.size()) * kPagesPerSlab * kPageSize; }
 
  private:
-  static constexpr uint32_t kPagesPerSlab = 256;
-  std::vector<std::unique_ptr<uint8_t[]>> slabs_;
+  struct FreeSlab {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
+  static constexpr uint32_t kPagesPerSlab = 512;  // 2 MiB: one transparent huge page
+  std::vector<std::unique_ptr<uint8_t[], FreeSlab>> slabs_;
   uint32_t count_ = 0;
+};
+
+// Sender side: page content -> page id, ids dense from 0 in insertion order. The ids must
+// match the order in which PAGE frames go on the wire (the receiver numbers them the same
+// way). Not thread-safe; one per session.
+class PageIndex {
+ public:
+  struct Options {
+    uint64_t copy_budget_bytes = uint64_t{1} << 30;  // verification copies; then SHA-256
+    uint64_t seed = 0;                               // secret per session (RandomSeed())
+    int hash_bits = 128;                             // < 128 only in tests
+  };
+  struct Lookup {
+    uint32_t id;
+    bool inserted;  // true: first time this content is seen; send it as a PAGE frame
+  };
+  struct Stats {
+    uint64_t hash_collisions = 0;  // fast hash equal, contents different
+    uint64_t unlinked = 0;         // new pages not indexed: their hash chain was full
+    uint64_t sha256_pages = 0;     // pages hashed with SHA-256 (beyond the copy budget)
+  };
+
+  PageIndex() : PageIndex(Options{}) {}
+  explicit PageIndex(const Options& options);
+
+  // REQUIRES: page.size() == kPageSize
+  Lookup FindOrInsert(ByteView page);
+  size_t size() const { return next_.size(); }
+  // Bytes held for verification: page copies plus digests.
+  uint64_t bytes_held() const { return copies_.bytes_held() + digests_.size() * sizeof(Digest); }
+  const Stats& stats() const { return stats_; }
+
+  // A seed from the OS's random source.
+  static uint64_t RandomSeed();
+
+ private:
+  static constexpr uint32_t kNone = UINT32_MAX;
+  static constexpr int kMaxChain = 8;  // distinct contents kept per fast-hash value
+
+  struct FastHashHasher {
+    size_t operator()(const FastHash& h) const { return size_t(h.lo); }
+  };
+
+  bool Matches(uint32_t id, ByteView page, std::optional<Digest>* sha);
+  uint32_t Insert(ByteView page, std::optional<Digest>* sha);
+  const Digest& Sha(ByteView page, std::optional<Digest>* sha);
+
+  Options options_;
+  uint32_t copy_pages_;  // ids below this are verified against copies_
+  std::unordered_map<FastHash, uint32_t, FastHashHasher> heads_;
+  std::vector<uint32_t> next_;   // id -> next id with the same fast hash (kNone ends)
+  PageStore copies_;             // contents of ids < copy_pages_
+  std::vector<Digest> digests_;  // SHA-256 of ids >= copy_pages_
+  Fingerprinter fp_;
+  Stats stats_;
 };
 
 }  // namespace gangmig::index

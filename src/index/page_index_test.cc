@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <random>
+
 namespace gangmig::index {
 namespace {
 
@@ -19,13 +22,24 @@ TEST(PageIndexTest, KnownSha256) {
             "ad7facb2586fc6e966c004d7d1d16b024f5805ff7cb47c7a85dabd8b48892ca7");
 }
 
+TEST(PageIndexTest, FastHashDependsOnSeedAndMasksBits) {
+  Bytes p = Page(7);
+  EXPECT_EQ(FastHashOf(p, 1), FastHashOf(p, 1));
+  EXPECT_FALSE(FastHashOf(p, 1) == FastHashOf(p, 2));
+  FastHash h = FastHashOf(p, 1, 4);
+  EXPECT_EQ(h.hi, 0u);
+  EXPECT_LT(h.lo, 16u);
+  EXPECT_EQ(FastHashOf(p, 1, 0), FastHash{});
+  EXPECT_EQ(FastHashOf(p, 1, 100).lo, FastHashOf(p, 1).lo);
+  EXPECT_LT(FastHashOf(p, 1, 100).hi, uint64_t{1} << 36);
+}
+
 TEST(PageIndexTest, SameContentSameIdDifferentContentNewId) {
-  Fingerprinter fp;
   PageIndex index;
-  auto a = index.FindOrInsert(fp.Of(Page(1)));
-  auto b = index.FindOrInsert(fp.Of(Page(2)));
-  auto a2 = index.FindOrInsert(fp.Of(Page(1)));
-  auto c = index.FindOrInsert(fp.Of(Page(1, 4095, 9)));  // differs in the last byte only
+  auto a = index.FindOrInsert(Page(1));
+  auto b = index.FindOrInsert(Page(2));
+  auto a2 = index.FindOrInsert(Page(1));
+  auto c = index.FindOrInsert(Page(1, 4095, 9));  // differs in the last byte only
   EXPECT_TRUE(a.inserted);
   EXPECT_TRUE(b.inserted);
   EXPECT_FALSE(a2.inserted);
@@ -35,6 +49,72 @@ TEST(PageIndexTest, SameContentSameIdDifferentContentNewId) {
   EXPECT_EQ(a2.id, 0u);
   EXPECT_EQ(c.id, 2u);
   EXPECT_EQ(index.size(), 3u);
+  EXPECT_EQ(index.stats().sha256_pages, 0u);  // all under the copy budget
+}
+
+// With every page in one of 4 hash buckets, fast-hash equality means nothing: contents
+// that differ in one byte must still get their own ids, and real repeats are still found.
+TEST(PageIndexTest, FastHashCollisionsNeverMakeAReference) {
+  for (uint64_t budget : {uint64_t{1} << 30, uint64_t{0}, uint64_t{3} * kPageSize}) {
+    SCOPED_TRACE(budget);
+    PageIndex index({.copy_budget_bytes = budget, .seed = 5, .hash_bits = 2});
+    for (int i = 0; i < 6; ++i) EXPECT_EQ(index.FindOrInsert(Page(0, i, 1)).id, uint32_t(i));
+    for (int i = 0; i < 6; ++i) {
+      auto again = index.FindOrInsert(Page(0, i, 1));
+      EXPECT_FALSE(again.inserted);
+      EXPECT_EQ(again.id, uint32_t(i));
+    }
+    EXPECT_GT(index.stats().hash_collisions, 0u);
+  }
+}
+
+TEST(PageIndexTest, PastTheCopyBudgetSha256Verifies) {
+  PageIndex index({.copy_budget_bytes = 2 * kPageSize, .seed = 1});
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(index.FindOrInsert(Page(uint8_t(i))).inserted);
+  EXPECT_EQ(index.stats().sha256_pages, 3u);  // ids 2, 3, 4
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(index.FindOrInsert(Page(uint8_t(i))).id, uint32_t(i));
+  EXPECT_EQ(index.stats().sha256_pages, 6u);  // one per lookup that met an id past the budget
+  EXPECT_EQ(index.bytes_held(), 2 * 1024 * 1024 + 3 * sizeof(Digest));
+}
+
+TEST(PageIndexTest, FullChainStillNumbersNewPages) {
+  PageIndex index({.seed = 1, .hash_bits = 0});  // one bucket for everything
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(index.FindOrInsert(Page(uint8_t(i))).id, uint32_t(i));
+  EXPECT_EQ(index.stats().unlinked, 12u);  // 8 linked
+  // The first 8 contents are linked and found again; the unlinked ones come back as new ids.
+  EXPECT_FALSE(index.FindOrInsert(Page(0)).inserted);
+  auto late = index.FindOrInsert(Page(19));
+  EXPECT_TRUE(late.inserted);
+  EXPECT_EQ(late.id, 20u);
+}
+
+// Random pages from a small pool, under every hash width and budget: a reference is only
+// ever to the same content, and with the full hash every repeat is a reference.
+TEST(PageIndexTest, RandomSequencesMatchAReferenceModel) {
+  std::mt19937 rng(42);
+  std::vector<Bytes> pool;
+  for (int i = 0; i < 40; ++i) pool.push_back(Page(uint8_t(i % 3), size_t(rng() % kPageSize), uint8_t(1 + i)));
+  for (int bits : {0, 3, 128}) {
+    for (uint64_t budget : {uint64_t{0}, 10 * kPageSize, uint64_t{1} << 30}) {
+      PageIndex index({.copy_budget_bytes = budget, .seed = rng(), .hash_bits = bits});
+      std::vector<const Bytes*> by_id;
+      std::map<const Bytes*, uint32_t> first;
+      for (int step = 0; step < 400; ++step) {
+        const Bytes& p = pool[rng() % pool.size()];
+        auto look = index.FindOrInsert(p);
+        if (look.inserted) {
+          ASSERT_EQ(look.id, by_id.size());
+          by_id.push_back(&p);
+          first.try_emplace(&p, look.id);
+        } else {
+          ASSERT_EQ(*by_id[look.id], p) << "bits " << bits << " budget " << budget;
+        }
+        if (bits == 128) {
+          ASSERT_EQ(look.id, first.at(&p));
+        }
+      }
+    }
+  }
 }
 
 TEST(PageIndexTest, StoreKeepsPagesAcrossSlabs) {

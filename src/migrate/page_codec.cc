@@ -1,7 +1,7 @@
-// The encoder hashes each page (SHA-256) and asks the session's PageIndex whether that
-// content has crossed already; the resolver mirrors the index's numbering by storing
-// PAGE contents in arrival order. Since equality is decided by a collision-resistant
-// digest, a REF can only ever resolve to the exact bytes the sender saw.
+// The encoder asks the session's PageIndex whether each page's content has crossed
+// already; the resolver mirrors the index's numbering by storing PAGE contents in arrival
+// order. The index proves equality (byte comparison or SHA-256) before it returns an
+// existing id, so a REF can only ever resolve to the exact bytes the sender saw.
 #include "migrate/page_codec.h"
 
 #include <algorithm>
@@ -11,7 +11,7 @@ namespace gangmig::migrate {
 
 void PageEncoder::OnPage(ByteView page) {
   FlushLiteral();
-  auto look = ctx_->index.FindOrInsert(ctx_->fp.Of(page));
+  auto look = ctx_->index.FindOrInsert(page);
   if (look.inserted) {
     wire::AppendPage(ctx_->frames, vm_, channel_, page);
     ++counters_->pages_sent;

@@ -17,8 +17,8 @@ namespace gangmig::migrate {
 
 // Session-wide sender state shared by every VM's channel encoders.
 struct EncoderContext {
+  explicit EncoderContext(const index::PageIndex::Options& options = {}) : index(options) {}
   Bytes* frames = nullptr;  // where frames go (the pending record body)
-  index::Fingerprinter fp;
   index::PageIndex index;
 };
 

@@ -88,7 +88,10 @@ struct Vm {
 
 class Sender {
  public:
-  Sender(const SenderOptions& o, Report* r) : opt_(o), report_(r) {}
+  Sender(const SenderOptions& o, Report* r)
+      : opt_(o),
+        report_(r),
+        shared_({.copy_budget_bytes = o.verify_copies, .seed = index::PageIndex::RandomSeed()}) {}
   Status Run();
 
  private:
@@ -565,6 +568,12 @@ Status Sender::Run() {
   report_->end_us = WallMicros();
   report_->cpu_seconds = ProcessCpuSeconds() - cpu_start;
   report_->peak_rss_kib = PeakRssKib();
+  const index::PageIndex& idx = shared_.index;
+  report_->extra["sender_index"] = {{"distinct_pages", idx.size()},
+                                    {"verify_bytes_held", idx.bytes_held()},
+                                    {"hash_collisions", idx.stats().hash_collisions},
+                                    {"unlinked_pages", idx.stats().unlinked},
+                                    {"sha256_pages", idx.stats().sha256_pages}};
   std::string failed;
   for (const VmReport& v : report_->vms) {
     if (v.status != "completed") failed += (failed.empty() ? "" : "; ") + v.name + ": " + v.error;

@@ -20,6 +20,7 @@ struct SenderOptions {
   std::string workdir;           // where the local unix endpoints go ("" = a new /tmp dir)
   size_t max_buffer = 1u << 20;  // link bytes queued before QEMU sockets stop being read
   int timeout_s = 900;           // give up (and roll back) after this long
+  uint64_t verify_copies = uint64_t{1} << 30;  // bytes of page copies kept to prove equality
   bool progress = true;
 };
 
