@@ -7,6 +7,9 @@
 #   --payload-mib N      payload size budget in MiB (default 40)
 #   --flavour NAME       payload selection: std (default, written to OUTDIR)
 #                        or alt (mostly different files, written to OUTDIR/alt)
+#   --kernel K           Debian kernel build: default (linux-image-amd64) or
+#                        cloud (linux-image-cloud-amd64); default: default for
+#                        std, cloud for alt (a hetero gang mixes two kernels)
 #   --compress C         initrd compression: lz4 (default), gzip (-1), zstd, none
 #   --force              rebuild everything that is not a download cache
 #   -h, --help
@@ -24,10 +27,12 @@ SCRIPT_PATH="$SCRIPT_DIR/$(basename "${BASH_SOURCE[0]}")"
 PAYLOAD_MIB=40
 FLAVOUR=std
 COMPRESS=lz4
+COMPRESS_SET=0
+KERNEL=""
 FORCE=0
 OUTDIR=""
 
-usage() { sed -n '2,19p' "$SCRIPT_PATH" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,21p' "$SCRIPT_PATH" | sed 's/^# \{0,1\}//'; }
 die() { echo "build-guest: error: $*" >&2; exit 1; }
 log() { echo "build-guest: $*" >&2; }
 
@@ -37,8 +42,10 @@ while [ $# -gt 0 ]; do
         --payload-mib=*) PAYLOAD_MIB=${1#*=}; shift ;;
         --flavour|--flavor) FLAVOUR=${2:?}; shift 2 ;;
         --flavour=*|--flavor=*) FLAVOUR=${1#*=}; shift ;;
-        --compress) COMPRESS=${2:?}; shift 2 ;;
-        --compress=*) COMPRESS=${1#*=}; shift ;;
+        --compress) COMPRESS=${2:?}; COMPRESS_SET=1; shift 2 ;;
+        --compress=*) COMPRESS=${1#*=}; COMPRESS_SET=1; shift ;;
+        --kernel) KERNEL=${2:?}; shift 2 ;;
+        --kernel=*) KERNEL=${1#*=}; shift ;;
         --force) FORCE=1; shift ;;
         -h|--help) usage; exit 0 ;;
         -*) die "unknown option $1 (see --help)" ;;
@@ -77,10 +84,26 @@ BUILD_PKGS=(busybox-static cpio gcc libc6-dev binutils xz-utils gzip)
 case "$COMPRESS" in zstd) BUILD_PKGS+=(zstd) ;; lz4) BUILD_PKGS+=(lz4) ;; esac
 
 case "$FLAVOUR" in
-    std) PAYLOAD_PKGS=("${PAYLOAD_STD[@]}") ;;
-    alt) PAYLOAD_PKGS=("${PAYLOAD_ALT[@]}") ;;
+    std) PAYLOAD_PKGS=("${PAYLOAD_STD[@]}"); KERNEL=${KERNEL:-default} ;;
+    alt) PAYLOAD_PKGS=("${PAYLOAD_ALT[@]}"); KERNEL=${KERNEL:-cloud} ;;
     *) die "unknown flavour '$FLAVOUR' (std, alt)" ;;
 esac
+# Kernel builds: the metapackage to resolve, and the shape of the versioned
+# package it depends on (linux-image-6.1.0-56-amd64, ...-56-cloud-amd64).
+case "$KERNEL" in
+    default) KMETA=linux-image-amd64 ;;
+    cloud)   KMETA=linux-image-cloud-amd64
+             # Its bzImage payload is lz4-compressed: lz4 unpacks vmlinux.
+             [[ " ${BUILD_PKGS[*]} " == *" lz4 "* ]] || BUILD_PKGS+=(lz4) ;;
+    *) die "--kernel: default|cloud" ;;
+esac
+kpkg_filter() { # stdin: package (or .deb file) names; stdout: those of $KERNEL
+    if [ "$KERNEL" = default ]; then
+        grep -E '^linux-image-[0-9][^_]*-amd64(_|$)' | grep -Ev -- '-(cloud|rt)-amd64(_|$)'
+    else
+        grep -E '^linux-image-[0-9][^_]*-cloud-amd64(_|$)'
+    fi
+}
 
 # Kernel command line the guest is tested with (gangmig.* parameters added).
 RECOMMENDED_CMDLINE="console=ttyS0 quiet panic=-1 cryptomgr.notests tsc=reliable no_timer_check"
@@ -110,7 +133,7 @@ apt_update() {
     APT_UPDATED=1
 }
 apt_update_if_needed() {
-    if ! apt_lists_present || [ -z "$(apt-cache policy linux-image-amd64 2>/dev/null | awk '/Candidate:/{print $2}' | grep -v '(none)')" ]; then
+    if ! apt_lists_present || [ -z "$(apt-cache policy "$KMETA" 2>/dev/null | awk '/Candidate:/{print $2}' | grep -v '(none)')" ]; then
         apt_update
     fi
 }
@@ -201,16 +224,16 @@ ensure_build_pkgs
 
 # ---------------------------------------------------------------------------
 # 1. Kernel
-KMETA=linux-image-amd64
-KPKG=$(apt-cache depends "$KMETA" 2>/dev/null | awk '/Depends:/{gsub(/[<>]/,"",$2); print $2}' | grep -E '^linux-image-[0-9].*-amd64$' | head -n1 || true)
+KPKG=$(apt-cache depends "$KMETA" 2>/dev/null | awk '/Depends:/{gsub(/[<>]/,"",$2); print $2}' | kpkg_filter | head -n1 || true)
 if [ -z "$KPKG" ]; then
     apt_update_if_needed
-    KPKG=$(apt-cache depends "$KMETA" 2>/dev/null | awk '/Depends:/{gsub(/[<>]/,"",$2); print $2}' | grep -E '^linux-image-[0-9].*-amd64$' | head -n1 || true)
+    KPKG=$(apt-cache depends "$KMETA" 2>/dev/null | awk '/Depends:/{gsub(/[<>]/,"",$2); print $2}' | kpkg_filter | head -n1 || true)
 fi
 if [ -z "$KPKG" ]; then
-    # Offline: fall back to a cached kernel .deb.
-    KDEB=$(ls -1 "$CACHE"/debs/linux-image-[0-9]*-amd64_*.deb 2>/dev/null | sort -V | tail -n1 || true)
+    # Offline: fall back to a cached kernel .deb of the same build.
+    KDEB=$( (cd "$CACHE/debs" && ls -1 linux-image-[0-9]*-amd64_*.deb 2>/dev/null) | kpkg_filter | sort -V | tail -n1 || true)
     [ -n "$KDEB" ] || die "cannot resolve the package behind $KMETA"
+    KDEB=$CACHE/debs/$KDEB
     KPKG=${KDEB##*/}; KPKG=${KPKG%%_*}
 else
     deb_fetch "$KPKG" "${PAYLOAD_PKGS[@]}"   # one apt-get call resolves all
@@ -221,15 +244,30 @@ KDIR=$(deb_extract "$KDEB" './boot/*')
 KIMG=$(ls -1 "$KDIR"/boot/vmlinuz-* | head -n1)
 [ -f "$KIMG" ] || die "no boot/vmlinuz-* in $KDEB"
 KREL=${KIMG##*/vmlinuz-}
-# Built-in features we rely on (no modules are shipped in the initrd).
+# Built-in features we rely on (no modules are shipped in the initrd): the
+# ttyS0 console (8250 + its console), devtmpfs/proc/sysfs/tmpfs for /init, the
+# initramfs and its compression, PVH boot of vmlinux.  The testbed's QEMU
+# command line adds no other device (-nodefaults, no disk, no NIC).
 KCONFIG="$KDIR/boot/config-$KREL"
-case "$COMPRESS" in
-    gzip) rdopt=CONFIG_RD_GZIP ;; zstd) rdopt=CONFIG_RD_ZSTD ;; lz4) rdopt=CONFIG_RD_LZ4 ;; none) rdopt= ;;
-esac
-missing_opts=$(awk -v want="CONFIG_SERIAL_8250 CONFIG_SERIAL_8250_CONSOLE CONFIG_DEVTMPFS CONFIG_BLK_DEV_INITRD CONFIG_PROC_FS CONFIG_SYSFS CONFIG_TMPFS CONFIG_PVH $rdopt" '
+[ -f "$KCONFIG" ] || die "no boot/config-$KREL in $KDEB"
+rd_opt() {
+    case "$1" in
+        gzip) echo CONFIG_RD_GZIP ;; zstd) echo CONFIG_RD_ZSTD ;; lz4) echo CONFIG_RD_LZ4 ;; none) echo ;;
+    esac
+}
+kernel_lacks() { # kernel_lacks OPT... : prints those not =y in $KCONFIG
+    awk -v want="$*" '
     BEGIN { n = split(want, w, " "); for (i = 1; i <= n; i++) need[w[i]] = 1 }
     /=y$/ { split($0, kv, "="); delete need[kv[1]] }
-    END { for (k in need) printf "%s ", k }' "$KCONFIG")
+    END { for (k in need) printf "%s ", k }' "$KCONFIG"
+}
+rdopt=$(rd_opt "$COMPRESS")
+if [ -n "$rdopt" ] && [ -n "$(kernel_lacks "$rdopt")" ] && [ "$COMPRESS_SET" = 0 ] &&
+   [ -z "$(kernel_lacks CONFIG_RD_GZIP)" ]; then
+    log "warning: kernel $KREL cannot unpack a $COMPRESS initrd; using gzip"
+    COMPRESS=gzip; rdopt=CONFIG_RD_GZIP
+fi
+missing_opts=$(kernel_lacks CONFIG_SERIAL_8250 CONFIG_SERIAL_8250_CONSOLE CONFIG_DEVTMPFS CONFIG_BLK_DEV_INITRD CONFIG_PROC_FS CONFIG_SYSFS CONFIG_TMPFS CONFIG_PVH $rdopt)
 [ -z "$missing_opts" ] || die "kernel $KREL lacks built-in: $missing_opts"
 if ! cmp -s "$KIMG" "$OUT/vmlinuz" 2>/dev/null; then
     cp "$KIMG" "$OUT/vmlinuz.tmp" && mv "$OUT/vmlinuz.tmp" "$OUT/vmlinuz"
@@ -239,7 +277,8 @@ else
 fi
 # vmlinux: the uncompressed ELF inside the bzImage.  QEMU boots it through its
 # PVH entry point (CONFIG_PVH), which skips the bzImage's self-decompression:
-# under TCG that xz decompression alone costs ~5-15 s of CPU per boot.
+# under TCG that xz decompression alone costs ~5-15 s of CPU per boot.  The
+# payload ends with the uncompressed size (le32: size_append, or gzip's ISIZE).
 if [ "$FORCE" = 1 ] || ! newer "$OUT/vmlinux" "$OUT/vmlinuz"; then
     # boot protocol: setup_sects @0x1f1, payload_offset @0x248, payload_length @0x24c
     read -r setup_sects < <(od -An -t u1 -j $((0x1f1)) -N 1 "$OUT/vmlinuz")
@@ -247,13 +286,21 @@ if [ "$FORCE" = 1 ] || ! newer "$OUT/vmlinux" "$OUT/vmlinuz"; then
     read -r poff plen < <(od -An -t u4 -j $((0x248)) -N 8 "$OUT/vmlinuz")
     off=$(( (setup_sects + 1) * 512 + poff ))
     magic=$(od -An -t x1 -j "$off" -N 6 "$OUT/vmlinuz" | tr -d ' \n')
+    read -r usize < <(od -An -t u4 -j $((off + plen - 4)) -N 4 "$OUT/vmlinuz")
+    zlen=$plen
     case "$magic" in
         fd377a585a00) UNZ=(xz -dc --single-stream) ;;
         1f8b*) UNZ=(gzip -dc) ;;
         28b52ffd*) UNZ=(zstd -dc) ;;
+        # lz4 legacy frame (CONFIG_KERNEL_LZ4, e.g. the cloud kernel): the
+        # trailing size would be read as a block header, so leave it out.
+        02214c18*) UNZ=(lz4 -dc); zlen=$((plen - 4)) ;;
         *) die "unknown kernel payload compression (magic $magic)" ;;
     esac
-    tail -c +$((off + 1)) "$OUT/vmlinuz" | head -c "$plen" | "${UNZ[@]}" >"$OUT/vmlinux.tmp" 2>/dev/null || true
+    command -v "${UNZ[0]}" >/dev/null || die "${UNZ[0]} needed to unpack the kernel"
+    tail -c +$((off + 1)) "$OUT/vmlinuz" | head -c "$zlen" | "${UNZ[@]}" >"$OUT/vmlinux.tmp" 2>/dev/null || true
+    [ "$(stat -c %s "$OUT/vmlinux.tmp")" = "$usize" ] ||
+        die "extracted vmlinux has $(stat -c %s "$OUT/vmlinux.tmp") bytes, the bzImage says $usize"
     readelf -n "$OUT/vmlinux.tmp" 2>/dev/null | grep -q 'Unknown note type: (0x00000012)' ||
         die "extracted vmlinux has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY)"
     mv "$OUT/vmlinux.tmp" "$OUT/vmlinux"
@@ -280,7 +327,7 @@ for p in "${PAYLOAD_PKGS[@]}"; do PAYLOAD_DEBS+=("${DEB[$p]}"); done
 # 4. Initramfs
 BUSYBOX=/bin/busybox
 [ -x "$BUSYBOX" ] || BUSYBOX=/usr/bin/busybox
-SIG="flavour=$FLAVOUR payload_mib=$PAYLOAD_MIB compress=$COMPRESS kernel=${KDEB##*/} busybox=$(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null || echo ?)"
+SIG="flavour=$FLAVOUR payload_mib=$PAYLOAD_MIB compress=$COMPRESS kernel_build=$KERNEL kernel=${KDEB##*/} busybox=$(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null || echo ?)"
 for d in "${PAYLOAD_DEBS[@]}"; do SIG+=" ${d##*/}"; done
 STAMP=$OUT/.initrd.inputs
 if [ "$FORCE" = 0 ] && [ -f "$STAMP" ] && [ "$(<"$STAMP")" = "$SIG" ] &&
@@ -375,6 +422,7 @@ ustage=$(du -sb "$STAGE" | awk '{print $1}')
     echo "gangmig guest manifest"
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "flavour: $FLAVOUR"
+    echo "kernel_build: $KERNEL ($KMETA)"
     echo "kernel_package: $KPKG"
     echo "kernel_version: $KVER_DEB"
     echo "kernel_release: $KREL"
