@@ -34,7 +34,8 @@ const char kBenchHelp[] =
     "  hetero       4 VMs of 512 MiB, two guest flavours (std, alt) mixed\n"
     "  control      2 VMs whose workload memory is random (no sharing beyond the OS)\n"
     "  busy         2 VMs re-dirtying 0, 2000, 8000 pages/s during migration\n"
-    "  single-size  1 VM of 1, 2, 4 GiB with half its memory filled\n"
+    "  link-rate    4 VMs of 512 MiB on a 100 and a 300 Mbit/s link (the link re-shaped)\n"
+    "  single-size  1 VM of 1, 2, 4, 8 GiB with half its memory filled\n"
     "  --smoke      one point (2 VMs of 192 MiB), one repetition: a quick check\n";
 
 namespace {
@@ -42,6 +43,7 @@ namespace {
 struct Point {
   std::string scenario, label;
   testbed::ScenarioConfig config;
+  int link_mbit = 0;  // 0: the bench's --link-mbit
 };
 
 std::vector<Point> Points(const std::string& list, bool smoke,
@@ -80,8 +82,11 @@ std::vector<Point> Points(const std::string& list, bool smoke,
       p.config.dirty_rate = r;
       pts.push_back(p);
     }
+  if (want("link-rate"))
+    for (int mbit : {100, 300})
+      pts.push_back({"link-rate", std::to_string(mbit), base(4, 512, 128), mbit});
   if (want("single-size"))
-    for (int g : {1, 2, 4})
+    for (int g : {1, 2, 4, 8})
       pts.push_back({"single-size", std::to_string(g) + "G", base(1, g << 10, g << 9)});
   return pts;
 }
@@ -94,7 +99,7 @@ double Median(std::vector<double> v) {
 
 struct Row {
   std::string scenario, label, mode;
-  int rep;
+  int rep, link_mbit;
   double time_s, downtime_ms, cpu_gangmig, cpu_qemu;
   uint64_t link_kernel, link_own, sent, ref, zero, lower_bound, rss_send, rss_recv;
   std::string ram;
@@ -107,12 +112,11 @@ std::string Csv(const Row& r) {
     << r.downtime_ms << "," << r.link_kernel << "," << r.link_own << "," << r.sent << "," << r.ref
     << "," << r.zero << "," << r.lower_bound << "," << r.cpu_gangmig << "," << r.cpu_qemu << ","
     << r.rss_send << "," << r.rss_recv << "," << (r.ok ? "ok" : "failed") << ","
-    << (r.ram == "identical" ? "identical" : "differs");
+    << (r.ram == "identical" ? "identical" : "differs") << "," << r.link_mbit;
   return o.str();
 }
 
-void WriteSummary(const std::vector<Row>& rows, const std::string& path, const std::string& link,
-                  int link_mbit) {
+void WriteSummary(const std::vector<Row>& rows, const std::string& path, const std::string& link) {
   std::map<std::string, std::vector<const Row*>> groups;
   std::vector<std::string> order;
   for (const Row& r : rows) {
@@ -121,7 +125,8 @@ void WriteSummary(const std::vector<Row>& rows, const std::string& path, const s
     groups[k].push_back(&r);
   }
   std::ofstream md(path);
-  md << "Link: " << link << ". Median (min-max) over repetitions.\n\n"
+  md << "Link: " << link << " (scenario link-rate re-shapes it per point). "
+     << "Median (min-max) over repetitions.\n\n"
      << "| scenario | point | mode | runs ok | total time s | max downtime ms | link MiB | "
         "gangmig CPU s | QEMU CPU s | lower bound MiB (time s) |\n"
      << "|---|---|---|---|---|---|---|---|---|---|\n";
@@ -144,8 +149,9 @@ void WriteSummary(const std::vector<Row>& rows, const std::string& path, const s
       return std::string(b);
     };
     char bound[64] = "-";
-    if (!lb.empty() && lb[0] > 0 && link_mbit > 0)
-      snprintf(bound, sizeof(bound), "%.1f (%.2f)", Median(lb), Median(lb) * 8.388608 / link_mbit);
+    if (!lb.empty() && lb[0] > 0 && g[0]->link_mbit > 0)
+      snprintf(bound, sizeof(bound), "%.1f (%.2f)", Median(lb),
+               Median(lb) * 8.388608 / g[0]->link_mbit);
     md << "| " << g[0]->scenario << " | " << g[0]->label << " | " << g[0]->mode << " | " << ok
        << "/" << g.size() << " | " << cell(t, 2) << " | " << cell(d, 0) << " | " << cell(l, 1)
        << " | " << cell(cg, 2) << " | " << cell(cq, 2) << " | " << bound << " |\n";
@@ -198,7 +204,7 @@ int RunBench(const Args& args) {
   std::ofstream csv(out + "/runs.csv");
   csv << "scenario,point,mode,rep,total_time_s,max_downtime_ms,link_bytes_kernel,"
          "link_bytes_gangmig,pages_sent,pages_referenced,zero_pages,lower_bound_bytes,"
-         "gangmig_cpu_s,qemu_cpu_s,sender_rss_kib,receiver_rss_kib,status,ram\n";
+         "gangmig_cpu_s,qemu_cpu_s,sender_rss_kib,receiver_rss_kib,status,ram,link_mbit\n";
   std::vector<Row> rows;
   bool all_ok = true;
   std::optional<testbed::GuestImage> alt;
@@ -207,7 +213,18 @@ int RunBench(const Args& args) {
     fprintf(stderr,
             "gangmig bench: no alt guest (guest/build-guest.sh --flavour alt): "
             "skipping hetero\n");
+  int shaped_mbit = link_mbit;
   for (const Point& p : Points(list, smoke, alt)) {
+    int want_mbit = p.link_mbit ? p.link_mbit : link_mbit;
+    if (want_mbit != shaped_mbit) {
+      if (Status st = SetLinkRate(want_mbit); !st.ok()) {
+        fprintf(stderr, "gangmig bench: %s/%s: %s; skipped\n", p.scenario.c_str(),
+                p.label.c_str(), st.message().c_str());
+        all_ok = false;
+        continue;
+      }
+      shaped_mbit = want_mbit;
+    }
     uint64_t lower_bound = 0;
     for (int rep = 1; rep <= reps; ++rep) {
       for (Mode mode : {Mode::kGang, Mode::kDirect, Mode::kDirectMultifdZstd}) {
@@ -224,8 +241,8 @@ int RunBench(const Args& args) {
         }
         if (mode == Mode::kGang && run.distinct_pages)
           lower_bound = run.distinct_pages * 4096 + run.stream_nonpage_bytes;
-        Row r{p.scenario, p.label, ModeName(mode), rep, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-              0,          "",      false};
+        Row r{p.scenario, p.label, ModeName(mode), rep, shaped_mbit, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+              0,          0,       "",             false};
         r.time_s = (run.report.end_us - run.report.start_us) / 1e6;
         for (const auto& v : run.report.vms) {
           r.downtime_ms = std::max(r.downtime_ms, v.downtime_ms());
@@ -267,7 +284,7 @@ int RunBench(const Args& args) {
       }
     }
   }
-  WriteSummary(rows, out + "/summary.md", link, link_mbit);
+  WriteSummary(rows, out + "/summary.md", link);
   std::error_code ec;
   std::filesystem::remove_all(workdir, ec);
   std::ifstream summary(out + "/summary.md");

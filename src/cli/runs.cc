@@ -218,4 +218,13 @@ std::string MakeWorkdir(const char* prefix) {
 }
 std::string IsolateNetwork(int link_mbit) { return IsolateNetworkImpl(link_mbit); }
 
+Status SetLinkRate(int link_mbit) {
+  std::string cmd = "tc qdisc replace dev lo root tbf rate " + std::to_string(link_mbit) +
+                    "mbit burst 512kb latency 100ms 2>/dev/null";
+  if (link_mbit <= 0 || system(cmd.c_str()) != 0)
+    return Status::Error("cannot shape the loopback to " + std::to_string(link_mbit) +
+                         " Mbit/s (needs root, tc, and IsolateNetwork first)");
+  return Status::Ok();
+}
+
 }  // namespace gangmig::cli

@@ -35,6 +35,8 @@ Run RunOnce(Mode mode, testbed::ScenarioConfig config, const std::string& key_fi
 // Moves this process into a private network namespace with lo up and, if link_mbit > 0,
 // shaped with tc tbf. Returns a description of the link for reports.
 std::string IsolateNetwork(int link_mbit);
+// Re-shapes the namespace's loopback (after IsolateNetwork) to `link_mbit`.
+Status SetLinkRate(int link_mbit);
 // guest/out next to the build directory, or $GANGMIG_GUEST_DIR.
 std::string DefaultGuestDir();
 
