@@ -17,27 +17,19 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
-#include <cstdio>
-#include <cstdlib>
+#include "wire/openssl_check.h"
 
 namespace gangmig::wire {
 namespace {
 
-[[noreturn]] void Die(const char* what) {
-  std::fprintf(stderr, "gangmig: OpenSSL %s failed (HMAC-SHA256)\n", what);
-  std::abort();
-}
-
-void Check(int rc, const char* what) {
-  if (rc != 1) Die(what);
-}
+constexpr char kAlgorithm[] = "HMAC-SHA256";
 
 EVP_MAC_CTX* NewKeyedContext(ByteView key) {
   EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
-  if (mac == nullptr) Die("EVP_MAC_fetch");
+  if (mac == nullptr) OpenSslDie(kAlgorithm, "EVP_MAC_fetch");
   EVP_MAC_CTX* ctx = EVP_MAC_CTX_new(mac);
   EVP_MAC_free(mac);  // the context holds its own reference
-  if (ctx == nullptr) Die("EVP_MAC_CTX_new");
+  if (ctx == nullptr) OpenSslDie(kAlgorithm, "EVP_MAC_CTX_new");
   char digest[] = "SHA256";
   OSSL_PARAM params[] = {
       OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
@@ -47,7 +39,7 @@ EVP_MAC_CTX* NewKeyedContext(ByteView key) {
   // key"; pass a valid pointer so that it is taken as a key.
   static const uint8_t kEmpty = 0;
   const uint8_t* k = key.empty() ? &kEmpty : key.data();
-  Check(EVP_MAC_init(ctx, k, key.size(), params), "EVP_MAC_init");
+  OpenSslCheck(kAlgorithm, EVP_MAC_init(ctx, k, key.size(), params), "EVP_MAC_init");
   return ctx;
 }
 
@@ -57,17 +49,19 @@ HmacSha256::HmacSha256(ByteView key) : ctx_(NewKeyedContext(key)) {}
 
 HmacSha256::~HmacSha256() { EVP_MAC_CTX_free(ctx_); }
 
-void HmacSha256::Begin() { Check(EVP_MAC_init(ctx_, nullptr, 0, nullptr), "EVP_MAC_init"); }
+void HmacSha256::Begin() {
+  OpenSslCheck(kAlgorithm, EVP_MAC_init(ctx_, nullptr, 0, nullptr), "EVP_MAC_init");
+}
 
 void HmacSha256::Update(ByteView data) {
-  Check(EVP_MAC_update(ctx_, data.data(), data.size()), "EVP_MAC_update");
+  OpenSslCheck(kAlgorithm, EVP_MAC_update(ctx_, data.data(), data.size()), "EVP_MAC_update");
 }
 
 Mac HmacSha256::Finish() {
   Mac mac;
   size_t len = 0;
-  Check(EVP_MAC_final(ctx_, mac.data(), &len, mac.size()), "EVP_MAC_final");
-  if (len != mac.size()) Die("EVP_MAC_final length");
+  OpenSslCheck(kAlgorithm, EVP_MAC_final(ctx_, mac.data(), &len, mac.size()), "EVP_MAC_final");
+  if (len != mac.size()) OpenSslDie(kAlgorithm, "EVP_MAC_final length");
   return mac;
 }
 

@@ -37,6 +37,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "wire/openssl_check.h"
+
 namespace gangmig::wire {
 namespace {
 
@@ -45,14 +47,7 @@ static_assert(kSessionKeySize == kChaChaKeySize, "session keys are ChaCha20 keys
 static_assert(kRecordTagSize == 16, "the tag is Poly1305's whole output");
 static_assert(kRecordNonceSize == 12, "RFC 8439 nonces are 96 bits");
 
-[[noreturn]] void Die(const char* what) {
-  std::fprintf(stderr, "gangmig: OpenSSL %s failed (ChaCha20-Poly1305 record MAC)\n", what);
-  std::abort();
-}
-
-void Check(int rc, const char* what) {
-  if (rc != 1) Die(what);
-}
+constexpr char kAlgorithm[] = "ChaCha20-Poly1305 record MAC";
 
 EVP_CIPHER_CTX* NewKeyedContext(ByteView key) {
   if (key.size() != kChaChaKeySize) {
@@ -61,9 +56,10 @@ EVP_CIPHER_CTX* NewKeyedContext(ByteView key) {
     std::abort();
   }
   EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
-  if (ctx == nullptr) Die("EVP_CIPHER_CTX_new");
-  Check(EVP_EncryptInit_ex(ctx, EVP_chacha20_poly1305(), nullptr, key.data(), nullptr),
-        "EVP_EncryptInit_ex (key)");
+  if (ctx == nullptr) OpenSslDie(kAlgorithm, "EVP_CIPHER_CTX_new");
+  OpenSslCheck(kAlgorithm,
+               EVP_EncryptInit_ex(ctx, EVP_chacha20_poly1305(), nullptr, key.data(), nullptr),
+               "EVP_EncryptInit_ex (key)");
   return ctx;
 }
 
@@ -76,7 +72,8 @@ std::array<uint8_t, kRecordNonceSize> Nonce(uint64_t seq) {
 
 void AddAad(EVP_CIPHER_CTX* ctx, const uint8_t* p, size_t n) {
   int len = 0;
-  Check(EVP_EncryptUpdate(ctx, nullptr, &len, p, int(n)), "EVP_EncryptUpdate (AAD)");
+  OpenSslCheck(kAlgorithm, EVP_EncryptUpdate(ctx, nullptr, &len, p, int(n)),
+               "EVP_EncryptUpdate (AAD)");
 }
 
 }  // namespace
@@ -87,16 +84,17 @@ RecordMac::~RecordMac() { EVP_CIPHER_CTX_free(ctx_); }
 
 RecordTag RecordMac::Of(uint64_t seq, ByteView header_and_body) {
   std::array<uint8_t, kRecordNonceSize> nonce = Nonce(seq);
-  Check(EVP_EncryptInit_ex(ctx_, nullptr, nullptr, nullptr, nonce.data()),
-        "EVP_EncryptInit_ex (nonce)");
+  OpenSslCheck(kAlgorithm, EVP_EncryptInit_ex(ctx_, nullptr, nullptr, nullptr, nonce.data()),
+               "EVP_EncryptInit_ex (nonce)");
   AddAad(ctx_, nonce.data() + 4, 8);  // be64 seq, the nonce's last 8 bytes
   AddAad(ctx_, header_and_body.data(), header_and_body.size());
   uint8_t none[1];
   int len = 0;
-  Check(EVP_EncryptFinal_ex(ctx_, none, &len), "EVP_EncryptFinal_ex");
+  OpenSslCheck(kAlgorithm, EVP_EncryptFinal_ex(ctx_, none, &len), "EVP_EncryptFinal_ex");
   RecordTag tag;
-  Check(EVP_CIPHER_CTX_ctrl(ctx_, EVP_CTRL_AEAD_GET_TAG, int(tag.size()), tag.data()),
-        "EVP_CTRL_AEAD_GET_TAG");
+  OpenSslCheck(kAlgorithm,
+               EVP_CIPHER_CTX_ctrl(ctx_, EVP_CTRL_AEAD_GET_TAG, int(tag.size()), tag.data()),
+               "EVP_CTRL_AEAD_GET_TAG");
   return tag;
 }
 
