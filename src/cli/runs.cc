@@ -73,6 +73,19 @@ uint64_t LoopbackTxBytes() {
   return 0;
 }
 
+}  // namespace
+
+Status SetLinkRate(int link_mbit) {
+  std::string cmd = "tc qdisc replace dev lo root tbf rate " + std::to_string(link_mbit) +
+                    "mbit burst 512kb latency 100ms 2>/dev/null";
+  if (link_mbit <= 0 || system(cmd.c_str()) != 0)
+    return Status::Error("cannot shape the loopback to " + std::to_string(link_mbit) +
+                         " Mbit/s (needs root, tc, and IsolateNetwork first)");
+  return Status::Ok();
+}
+
+namespace {
+
 // A private network namespace with lo up (and shaped): only this demo's traffic counts.
 std::string IsolateNetworkImpl(int link_mbit) {
   if (geteuid() != 0) return "not root: link bytes are gangmig's own socket counts";
@@ -87,9 +100,7 @@ std::string IsolateNetworkImpl(int link_mbit) {
   if (rc != 0) return "cannot bring lo up in the namespace";
   std::string shaped = "unshaped loopback";
   if (link_mbit > 0) {
-    std::string cmd = "tc qdisc add dev lo root tbf rate " + std::to_string(link_mbit) +
-                      "mbit burst 512kb latency 100ms 2>/dev/null";
-    shaped = system(cmd.c_str()) == 0
+    shaped = SetLinkRate(link_mbit).ok()
                  ? "loopback shaped to " + std::to_string(link_mbit) + " Mbit/s (tc tbf)"
                  : "unshaped loopback (tc not available)";
   }
@@ -218,13 +229,5 @@ std::string MakeWorkdir(const char* prefix) {
 }
 std::string IsolateNetwork(int link_mbit) { return IsolateNetworkImpl(link_mbit); }
 
-Status SetLinkRate(int link_mbit) {
-  std::string cmd = "tc qdisc replace dev lo root tbf rate " + std::to_string(link_mbit) +
-                    "mbit burst 512kb latency 100ms 2>/dev/null";
-  if (link_mbit <= 0 || system(cmd.c_str()) != 0)
-    return Status::Error("cannot shape the loopback to " + std::to_string(link_mbit) +
-                         " Mbit/s (needs root, tc, and IsolateNetwork first)");
-  return Status::Ok();
-}
 
 }  // namespace gangmig::cli

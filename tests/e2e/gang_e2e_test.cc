@@ -91,6 +91,14 @@ class GangE2E : public ::testing::Test {
 
   std::string Log(const char* name) { return ReadFile(dir_ + "/" + name); }
 
+  // Runs a gang migration that must succeed and reads its report into *r, every VM
+  // checked "completed". Call as ASSERT_NO_FATAL_FAILURE(MigrateCompleted(&r)).
+  void MigrateCompleted(nlohmann::json* r) {
+    ASSERT_EQ(Migrate(MigrateArgv(key_)), 0) << Log("migrate.log") << Log("receiver.log");
+    *r = ReadJson(dir_ + "/report.json");
+    for (const auto& vm : (*r)["vms"]) EXPECT_EQ(vm["status"], "completed") << vm.dump();
+  }
+
   void ExpectSourcesRunning() {
     for (auto& vm : scenario_->sources()) {
       auto st = vm->QueryStatus();
@@ -158,10 +166,9 @@ TEST_F(GangE2E, ReturnPathIsRelayed) {
   c.return_path = true;
   StartScenario(c);
   StartReceiver(key_);
-  ASSERT_EQ(Migrate(MigrateArgv(key_)), 0) << Log("migrate.log") << Log("receiver.log");
-  nlohmann::json r = ReadJson(dir_ + "/report.json");
+  nlohmann::json r;
+  ASSERT_NO_FATAL_FAILURE(MigrateCompleted(&r));
   for (const auto& vm : r["vms"]) {
-    EXPECT_EQ(vm["status"], "completed") << vm.dump();
     // PONG (8 bytes) and SHUT (8 bytes) at least came back through gangmig.
     EXPECT_GE(vm["rp_bytes"].get<uint64_t>(), 16u) << vm.dump();
   }
@@ -220,10 +227,9 @@ TEST_F(GangE2E, RunningDestinationsGiveDowntimeToResume) {
   c.paused_destinations = false;
   StartScenario(c);
   StartReceiver(key_);
-  ASSERT_EQ(Migrate(MigrateArgv(key_)), 0) << Log("migrate.log") << Log("receiver.log");
-  nlohmann::json r = ReadJson(dir_ + "/report.json");
+  nlohmann::json r;
+  ASSERT_NO_FATAL_FAILURE(MigrateCompleted(&r));
   for (const auto& vm : r["vms"]) {
-    EXPECT_EQ(vm["status"], "completed") << vm.dump();
     EXPECT_EQ(vm["downtime_end"], "resume") << vm.dump();
     EXPECT_GT(vm["dest_resume_us"].get<int64_t>(), vm["stop_us"].get<int64_t>()) << vm.dump();
     EXPECT_GT(vm["downtime_ms"].get<double>(), 0.0) << vm.dump();
@@ -296,10 +302,9 @@ TEST_F(GangE2E, MultifdChannelsAreRelayedVerbatim) {
   c.multifd_channels = 2;
   StartScenario(c);
   StartReceiver(key_);
-  ASSERT_EQ(Migrate(MigrateArgv(key_)), 0) << Log("migrate.log") << Log("receiver.log");
-  nlohmann::json r = ReadJson(dir_ + "/report.json");
+  nlohmann::json r;
+  ASSERT_NO_FATAL_FAILURE(MigrateCompleted(&r));
   for (const auto& vm : r["vms"]) {
-    EXPECT_EQ(vm["status"], "completed") << vm.dump();
     EXPECT_NE(vm["passthrough_reason"].get<std::string>().find("verbatim"), std::string::npos)
         << vm.dump();
     EXPECT_GT(vm["passthrough_bytes"].get<uint64_t>(), 10u << 20) << vm.dump();
