@@ -27,6 +27,14 @@ inline uint32_t LoadBE32(const uint8_t* p) {
 }
 inline uint64_t LoadBE64(const uint8_t* p) { return uint64_t(LoadBE32(p)) << 32 | LoadBE32(p + 4); }
 
+// Overwrites 4 bytes at p (a place the caller reserved).
+inline void StoreBE32(uint8_t* p, uint32_t v) {
+  p[0] = uint8_t(v >> 24);
+  p[1] = uint8_t(v >> 16);
+  p[2] = uint8_t(v >> 8);
+  p[3] = uint8_t(v);
+}
+
 inline void PutU8(Bytes* out, uint8_t v) { out->push_back(v); }
 inline void PutBE16(Bytes* out, uint16_t v) {
   out->push_back(uint8_t(v >> 8));

