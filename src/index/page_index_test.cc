@@ -2,8 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#define XXH_INLINE_ALL  // header-only, as in page_index.cc
+#include <xxhash.h>
+
 #include <map>
 #include <random>
+
+#include "index/xxh3_avx2.h"
 
 namespace gangmig::index {
 namespace {
@@ -32,6 +37,23 @@ TEST(PageIndexTest, FastHashDependsOnSeedAndMasksBits) {
   EXPECT_EQ(FastHashOf(p, 1, 0), FastHash{});
   EXPECT_EQ(FastHashOf(p, 1, 100).lo, FastHashOf(p, 1).lo);
   EXPECT_LT(FastHashOf(p, 1, 100).hi, uint64_t{1} << 36);
+}
+
+// The AVX2 build must give the portable build's hash, or two senders on different CPUs
+// (and the SHA-256 / copy logic) would disagree. Compared on random pages and seeds.
+TEST(PageIndexTest, Avx2HashEqualsPortableHash) {
+  if (!__builtin_cpu_supports("avx2")) GTEST_SKIP() << "this CPU has no AVX2";
+  std::mt19937_64 rng(3);
+  Bytes p(kPageSize);
+  for (int i = 0; i < 200; ++i) {
+    for (auto& b : p) b = uint8_t(rng());
+    uint64_t seed = rng(), avx2[2];
+    internal::Xxh3Avx2(p.data(), p.size(), seed, avx2);
+    XXH128_hash_t want = XXH3_128bits_withSeed(p.data(), p.size(), seed);
+    ASSERT_EQ(avx2[0], want.low64);
+    ASSERT_EQ(avx2[1], want.high64);
+    ASSERT_EQ(FastHashOf(p, seed), (FastHash{want.low64, want.high64}));
+  }
 }
 
 TEST(PageIndexTest, SameContentSameIdDifferentContentNewId) {
