@@ -25,7 +25,8 @@ namespace gangmig::cli {
 
 const char kBenchHelp[] =
     "usage: gangmig bench [--smoke] [--scenarios LIST] [--reps N] [--link-mbit MBIT]\n"
-    "                     [--out DIR] [--guest-dir DIR]\n\n"
+    "                     [--points LIST] [--out DIR] [--guest-dir DIR]\n"
+    "                     [--verify-copies MIB]\n\n"
     "Runs the benchmark scenarios, each point three ways (gang, direct,\n"
     "direct-multifd-zstd) and --reps times, in a private network namespace whose loopback\n"
     "is shaped to --link-mbit (default 1000). Writes DIR (default results/): raw JSON per\n"
@@ -37,7 +38,10 @@ const char kBenchHelp[] =
     "  link-rate    4 VMs of 512 MiB on a 100 and a 300 Mbit/s link (the link re-shaped)\n"
     "  single-size  1 VM of 1, 2, 4, 8 GiB with half its memory filled\n"
     "  gang-12      12 VMs of 512 MiB (reported as gang-size point 12)\n"
-    "  --smoke      one point (2 VMs of 192 MiB), one repetition: a quick check\n";
+    "  --smoke      one point (2 VMs of 192 MiB), one repetition: a quick check\n"
+    "--points LIST keeps only the points named (e.g. --scenarios single-size --points 8G).\n"
+    "--verify-copies MIB is passed to gangmig's sender (default 1024; 0 proves every\n"
+    "page with SHA-256 and keeps no copies, e.g. for VMs that fill this host's memory).\n";
 
 namespace {
 
@@ -108,13 +112,19 @@ struct Row {
   bool ok;
 };
 
+// runs.csv's ram column: identical, differs, or not-compared (the migration failed).
+const char* RamColumn(const std::string& check) {
+  if (check == "identical") return "identical";
+  return check.rfind("not compared", 0) == 0 ? "not-compared" : "differs";
+}
+
 std::string Csv(const Row& r) {
   std::ostringstream o;
   o << r.scenario << "," << r.label << "," << r.mode << "," << r.rep << "," << r.time_s << ","
     << r.downtime_ms << "," << r.link_kernel << "," << r.link_own << "," << r.sent << "," << r.ref
     << "," << r.zero << "," << r.lower_bound << "," << r.cpu_gangmig << "," << r.cpu_qemu << ","
     << r.rss_send << "," << r.rss_recv << "," << (r.ok ? "ok" : "failed") << ","
-    << (r.ram == "identical" ? "identical" : "differs") << "," << r.link_mbit;
+    << RamColumn(r.ram) << "," << r.link_mbit;
   return o.str();
 }
 
@@ -165,6 +175,8 @@ void WriteSummary(const std::vector<Row>& rows, const std::string& path, const s
 int RunBench(const Args& args) {
   bool smoke = false;
   int reps = 3, link_mbit = 1000;
+  uint64_t verify_copies = migrate::SenderOptions{}.verify_copies;
+  std::string points;  // ",A,B,": only these point labels (empty: all)
   std::string list = "gang-size,hetero,control,busy,link-rate", out = "results", guest_dir;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& k = args[i];
@@ -187,6 +199,10 @@ int RunBench(const Args& args) {
       out = v;
     else if (k == "--guest-dir")
       guest_dir = v;
+    else if (k == "--points")
+      points = "," + v + ",";
+    else if (k == "--verify-copies")
+      verify_copies = uint64_t(atoll(v.c_str())) << 20;
     else {
       fprintf(stderr, "gangmig bench: unknown option '%s'\n\n%s", k.c_str(), kBenchHelp);
       return 2;
@@ -217,6 +233,7 @@ int RunBench(const Args& args) {
             "skipping hetero\n");
   int shaped_mbit = link_mbit;
   for (const Point& p : Points(list, smoke, alt)) {
+    if (!points.empty() && points.find("," + p.label + ",") == std::string::npos) continue;
     int want_mbit = p.link_mbit ? p.link_mbit : link_mbit;
     if (want_mbit != shaped_mbit) {
       if (Status st = SetLinkRate(want_mbit); !st.ok()) {
@@ -234,7 +251,7 @@ int RunBench(const Args& args) {
         c.workdir = workdir;
         c.image = *image;
         c.first_port = 47001;
-        Run run = RunOnce(mode, c, key_file);
+        Run run = RunOnce(mode, c, key_file, verify_copies);
         if (migrate::Interrupted()) {
           fprintf(stderr, "gangmig bench: interrupted\n");
           std::error_code ec;
@@ -278,6 +295,7 @@ int RunBench(const Args& args) {
                     {"qemu_destinations", run.qemu_dst_cpu}};
         j["receiver_peak_rss_kib"] = run.receiver_peak_rss_kib;
         j["link"] = link;
+        if (mode == Mode::kGang) j["verify_copies_bytes"] = verify_copies;
         std::ofstream(dir + "/" + r.mode + "-" + std::to_string(rep) + ".json")
             << j.dump(2) << "\n";
         fprintf(stderr, "== %s/%s %s rep %d: %.2f s, link %.1f MiB, RAM %s\n", p.scenario.c_str(),

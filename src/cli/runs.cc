@@ -150,7 +150,8 @@ const char* ModeName(Mode m) {
   return "?";
 }
 
-Run RunOnce(Mode mode, testbed::ScenarioConfig c, const std::string& key_file) {
+Run RunOnce(Mode mode, testbed::ScenarioConfig c, const std::string& key_file,
+            uint64_t verify_copies) {
   Run run;
   bool gang = mode == Mode::kGang;
   c.tcp_destinations = !gang;
@@ -169,6 +170,7 @@ Run RunOnce(Mode mode, testbed::ScenarioConfig c, const std::string& key_file) {
   migrate::SenderOptions opt;
   opt.vms = sc.Specs();
   opt.timeout_s = 1800;
+  opt.verify_copies = verify_copies;
   pid_t receiver = -1;
   if (gang) {
     int port = c.first_port - 1;
@@ -195,8 +197,14 @@ Run RunOnce(Mode mode, testbed::ScenarioConfig c, const std::string& key_file) {
   run.qemu_src_cpu = SumCpu(sc.sources()) - src_cpu;
   run.qemu_dst_cpu = SumCpu(sc.destinations()) - dst_cpu;
   if (receiver > 0) run.receiver_cpu = WaitChild(receiver, 10000, &run.receiver_peak_rss_kib);
-  Status ram = sc.CheckRamIdentical();
-  run.ram_check = ram.ok() ? "identical" : ram.message();
+  // A failed migration leaves its destinations incomplete (and never resumed): their RAM
+  // is not compared, and the run counts as failed either way.
+  if (run.status.ok()) {
+    Status ram = sc.CheckRamIdentical();
+    run.ram_check = ram.ok() ? "identical" : ram.message();
+  } else {
+    run.ram_check = "not compared: the migration failed";
+  }
   (void)sc.StopAll();
   return run;
 }

@@ -9,6 +9,7 @@
 
 #include "base/status.h"
 #include "migrate/report.h"
+#include "migrate/sender.h"
 #include "testbed/scenario.h"
 
 namespace gangmig::cli {
@@ -19,7 +20,7 @@ const char* ModeName(Mode m);  // "gang", "direct", "direct-multifd-zstd"
 struct Run {
   migrate::Report report;
   Status status;
-  std::string ram_check;  // "identical" or the error
+  std::string ram_check;  // "identical", the difference, or why it was not compared
   uint64_t kernel_link_bytes = 0;
   uint64_t distinct_pages = 0;  // distinct non-zero pages over the sources' RAM
   uint64_t stream_nonpage_bytes = 0;
@@ -29,8 +30,10 @@ struct Run {
 };
 
 // Boots the gang described by `config` (its workdir must exist), migrates it in `mode`
-// and stops every VM again. `key_file` is used by the gang mode.
-Run RunOnce(Mode mode, testbed::ScenarioConfig config, const std::string& key_file);
+// and stops every VM again. `key_file` and `verify_copies` (the sender's budget of page
+// copies, bytes; see `migrate --verify-copies`) are used by the gang mode.
+Run RunOnce(Mode mode, testbed::ScenarioConfig config, const std::string& key_file,
+            uint64_t verify_copies = migrate::SenderOptions{}.verify_copies);
 
 // Moves this process into a private network namespace with lo up and, if link_mbit > 0,
 // shaped with tc tbf. Returns a description of the link for reports.
