@@ -214,6 +214,22 @@ int RunBench(const Args& args) {
     fprintf(stderr, "gangmig bench: %s\n", image.status().message().c_str());
     return 1;
   }
+  std::optional<testbed::GuestImage> alt;
+  if (auto a = testbed::GuestImage::Locate(image->dir + "/alt"); a.ok()) alt = *a;
+  if (list.find("hetero") != std::string::npos && !alt)
+    fprintf(stderr,
+            "gangmig bench: no alt guest (guest/build-guest.sh --flavour alt): "
+            "skipping hetero\n");
+  std::vector<Point> selected;
+  for (const Point& p : Points(list, smoke, alt))
+    if (points.empty() || points.find("," + p.label + ",") != std::string::npos)
+      selected.push_back(p);
+  if (selected.empty()) {
+    fprintf(stderr, "gangmig bench: no point of --scenarios %s matches --points %s\n\n%s",
+            list.c_str(), points.empty() ? "(all)" : points.substr(1, points.size() - 2).c_str(),
+            kBenchHelp);
+    return 2;
+  }
   std::string link = IsolateNetwork(link_mbit);
   std::filesystem::create_directories(out);
   std::string workdir = MakeWorkdir("gangmig-bench"), key_file = workdir + "/key";
@@ -225,15 +241,8 @@ int RunBench(const Args& args) {
          "gangmig_cpu_s,qemu_cpu_s,sender_rss_kib,receiver_rss_kib,status,ram,link_mbit\n";
   std::vector<Row> rows;
   bool all_ok = true;
-  std::optional<testbed::GuestImage> alt;
-  if (auto a = testbed::GuestImage::Locate(image->dir + "/alt"); a.ok()) alt = *a;
-  if (list.find("hetero") != std::string::npos && !alt)
-    fprintf(stderr,
-            "gangmig bench: no alt guest (guest/build-guest.sh --flavour alt): "
-            "skipping hetero\n");
   int shaped_mbit = link_mbit;
-  for (const Point& p : Points(list, smoke, alt)) {
-    if (!points.empty() && points.find("," + p.label + ",") == std::string::npos) continue;
+  for (const Point& p : selected) {
     int want_mbit = p.link_mbit ? p.link_mbit : link_mbit;
     if (want_mbit != shaped_mbit) {
       if (Status st = SetLinkRate(want_mbit); !st.ok()) {
