@@ -112,10 +112,11 @@ struct Row {
   bool ok;
 };
 
-// runs.csv's ram column: identical, differs, or not-compared (the migration failed).
-const char* RamColumn(const std::string& check) {
-  if (check == "identical") return "identical";
-  return check.rfind("not compared", 0) == 0 ? "not-compared" : "differs";
+// runs.csv's ram column: identical, differs, or not-compared (RunOnce compares RAM only
+// after a migration that succeeded).
+const char* RamColumn(const Row& r) {
+  if (!r.ok) return "not-compared";
+  return r.ram == "identical" ? "identical" : "differs";
 }
 
 std::string Csv(const Row& r) {
@@ -124,7 +125,7 @@ std::string Csv(const Row& r) {
     << r.downtime_ms << "," << r.link_kernel << "," << r.link_own << "," << r.sent << "," << r.ref
     << "," << r.zero << "," << r.lower_bound << "," << r.cpu_gangmig << "," << r.cpu_qemu << ","
     << r.rss_send << "," << r.rss_recv << "," << (r.ok ? "ok" : "failed") << ","
-    << RamColumn(r.ram) << "," << r.link_mbit;
+    << RamColumn(r) << "," << r.link_mbit;
   return o.str();
 }
 

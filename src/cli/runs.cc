@@ -189,7 +189,7 @@ Run RunOnce(Mode mode, testbed::ScenarioConfig c, const std::string& key_file,
   run.status = gang ? migrate::RunGangMigration(opt, &run.report)
                     : migrate::RunDirectMigration(opt, &run.report);
   run.kernel_link_bytes = LoopbackTxBytes() - before;
-  uint64_t paged = (run.report.vms.empty() ? 0 : 0);
+  uint64_t paged = 0;
   for (const auto& v : run.report.vms) paged += (v.pages_sent + v.pages_referenced) * 4096;
   uint64_t stream = 0;
   for (const auto& v : run.report.vms) stream += v.stream_bytes;
@@ -236,6 +236,5 @@ std::string MakeWorkdir(const char* prefix) {
   return tmpl;
 }
 std::string IsolateNetwork(int link_mbit) { return IsolateNetworkImpl(link_mbit); }
-
 
 }  // namespace gangmig::cli
