@@ -177,13 +177,14 @@ struct SenderPathOptions {
 };
 
 // Sender path: parse -> fast hash + proof -> index -> frames -> authenticated records.
-// Like the sender, each sealed batch is a fresh buffer. With `state`, each 256 KiB chunk
+// Like the sender, each record is sealed into the buffer of an earlier, sent one (the
+// send queue's spare), which then becomes the next pending body. With `state`, each 256 KiB chunk
 // is first copied into a read buffer with the clock paused, as recv() leaves it in a real
 // session: the path starts at bytes in our buffer (warm in cache), not at a 64 MiB array
 // in DRAM.
 Bytes SenderPath(const Bytes& stream, migrate::ChannelCounters* counters,
                  const SenderPathOptions& o) {
-  Bytes key(32, 1), out, unsealed;
+  Bytes key(32, 1), out, unsealed, spare;
   wire::RecordSealer sealer(key);
   wire::RecordWriter writer(&sealer);
   migrate::EncoderContext ctx({.copy_budget_bytes = o.sha256 ? 0 : uint64_t{1} << 30, .seed = 7});
@@ -197,12 +198,14 @@ Bytes SenderPath(const Bytes& stream, migrate::ChannelCounters* counters,
       unsealed.clear();
       return;
     }
-    Bytes sealed;
+    Bytes sealed = std::move(spare);
     if (flush)
       writer.Flush(&sealed);
     else
       writer.SealIfFull(&sealed);
     if (o.keep) PutBytes(&out, sealed);
+    sealed.clear();  // sent
+    spare = std::move(sealed);
   };
   for (size_t at = 0; at < stream.size(); at += 256 << 10) {
     ByteView chunk(stream.data() + at, std::min<size_t>(256 << 10, stream.size() - at));

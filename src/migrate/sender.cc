@@ -156,6 +156,9 @@ Status Sender::Connect() {
   opener_ = std::make_unique<wire::RecordOpener>(hs.keys().s2c);
   writer_ = std::make_unique<wire::RecordWriter>(sealer_.get());
   shared_.frames = writer_->frames();
+  // Sent record buffers come back to the writer (RecordWriter::SealIfFull swaps a full
+  // record with the empty spare), so frames are built in warm memory, not fresh pages.
+  net_out_.KeepSpares(2);
   return Status::Ok();
 }
 
@@ -278,7 +281,7 @@ void Sender::ReadChannel(Vm& vm, uint16_t id, uint8_t ch) {
       vm.rep->passthrough_bytes = s.passthrough_bytes + vm.extra_channel_bytes;
     }
   }
-  Bytes sealed;
+  Bytes sealed = net_out_.TakeSpare();
   writer_->SealIfFull(&sealed);
   net_out_.AppendOwned(std::move(sealed));
 }
@@ -362,7 +365,7 @@ Status Sender::OnNetReadable() {
 }
 
 void Sender::Flush() {
-  Bytes sealed;
+  Bytes sealed = net_out_.TakeSpare();
   writer_->Flush(&sealed);
   net_out_.AppendOwned(std::move(sealed));
 }

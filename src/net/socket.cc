@@ -255,10 +255,26 @@ void OutQueue::Append(ByteView b) {
 }
 
 void OutQueue::AppendOwned(Bytes&& b) {
-  if (b.empty()) return;
-  size_ += b.size();
-  chunks_.push_back(std::move(b));
+  if (b.empty()) {
+    Recycle(std::move(b));
+  } else {
+    size_ += b.size();
+    chunks_.push_back(std::move(b));
+  }
   b = Bytes();
+}
+
+Bytes OutQueue::TakeSpare() {
+  if (spares_.empty()) return Bytes();
+  Bytes b = std::move(spares_.back());
+  spares_.pop_back();
+  return b;
+}
+
+void OutQueue::Recycle(Bytes&& b) {
+  if (spares_.size() >= max_spares_ || b.capacity() == 0) return;  // b is freed by its owner
+  b.clear();
+  spares_.push_back(std::move(b));
 }
 
 Result<size_t> OutQueue::WriteTo(int fd) {
@@ -291,6 +307,7 @@ Result<size_t> OutQueue::WriteTo(int fd) {
         break;
       }
       left -= in_front;
+      Recycle(std::move(chunks_.front()));
       chunks_.pop_front();
       head_ = 0;
     }

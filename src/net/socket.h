@@ -7,6 +7,7 @@
 #include <deque>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "base/bytes.h"
 #include "base/status.h"
@@ -57,19 +58,32 @@ Status WriteFull(int fd, ByteView data, int timeout_ms);
 // A FIFO of bytes waiting to be written to a non-blocking fd. Bytes live in chunks of
 // up to 1 MiB so that neither appending nor draining ever moves queued bytes; a drain
 // writes several chunks with one writev().
+//
+// Spares: a queue can keep up to `n` written chunks (emptied, capacity kept) for the
+// caller to fill again (TakeSpare), so that a producer handing over whole buffers
+// (AppendOwned) reuses warm memory instead of allocating fresh memory for each one.
 class OutQueue {
  public:
   void Append(ByteView b);
-  // Queues `b` as it is (no copy); `b` is left empty.
+  // Queues `b` as it is (no copy); `b` is left empty. An empty `b` is kept as a spare if
+  // there is room for one, else dropped.
   void AppendOwned(Bytes&& b);
+  // Keep up to `n` spares (default 0: written chunks are freed).
+  void KeepSpares(size_t n) { max_spares_ = n; }
+  // An empty buffer: a spare with its capacity if one is kept, else a new one.
+  Bytes TakeSpare();
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
   // Writes as much as the fd takes. Returns bytes written, or an error (peer gone).
   Result<size_t> WriteTo(int fd);
 
  private:
+  void Recycle(Bytes&& b);
+
   static constexpr size_t kChunk = 1 << 20;
   std::deque<Bytes> chunks_;
+  std::vector<Bytes> spares_;
+  size_t max_spares_ = 0;
   size_t head_ = 0;  // bytes of chunks_.front() already written
   size_t size_ = 0;
 };

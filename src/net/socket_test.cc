@@ -93,5 +93,50 @@ TEST(SocketTest, OutQueueKeepsOrderAcrossChunksAndPartialWrites) {
   EXPECT_TRUE(got == expect);
 }
 
+// Written chunks come back as spares (emptied, capacity kept) only when asked for, and
+// at most as many as asked for; the bytes written are those queued.
+TEST(SocketTest, OutQueueHandsBackWrittenChunksAsSpares) {
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  OutQueue plain;
+  plain.AppendOwned(Bytes(1000, 1));
+  ASSERT_TRUE(plain.WriteTo(sv[0]).ok());
+  EXPECT_EQ(plain.TakeSpare().capacity(), 0u);  // spares not asked for
+
+  OutQueue q;
+  q.KeepSpares(1);
+  Bytes a(3000, 2), b(2000, 3);
+  const uint8_t* a_data = a.data();
+  q.AppendOwned(std::move(a));
+  q.AppendOwned(std::move(b));
+  ASSERT_TRUE(q.WriteTo(sv[0]).ok());
+  EXPECT_TRUE(q.empty());
+  Bytes spare = q.TakeSpare();
+  EXPECT_TRUE(spare.empty());
+  EXPECT_EQ(spare.data(), a_data);  // the first written chunk, not a new allocation
+  EXPECT_GE(spare.capacity(), 3000u);
+  EXPECT_EQ(q.TakeSpare().capacity(), 0u);  // only one kept
+
+  Bytes empty_with_room;
+  empty_with_room.reserve(4096);
+  const uint8_t* room = empty_with_room.data();
+  q.AppendOwned(std::move(empty_with_room));  // nothing to send: kept as the spare
+  EXPECT_TRUE(q.empty());
+  EXPECT_EQ(q.TakeSpare().data(), room);
+
+  uint8_t buf[8192];
+  size_t got = 0;
+  for (ssize_t n; got < 6000 && (n = read(sv[1], buf, sizeof(buf))) > 0;) {
+    for (ssize_t i = 0; i < n; i++) {
+      uint8_t want = got + size_t(i) < 1000 ? 1 : got + size_t(i) < 4000 ? 2 : 3;
+      ASSERT_EQ(buf[i], want) << "byte " << got + size_t(i);
+    }
+    got += size_t(n);
+  }
+  EXPECT_EQ(got, 6000u);
+  close(sv[0]);
+  close(sv[1]);
+}
+
 }  // namespace
 }  // namespace gangmig::net

@@ -128,7 +128,7 @@ TEST(WireHandshake, UnsupportedVersion) {
   Result<Bytes> r = s.OnClientHello(hello);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().message(),
-            "handshake: unsupported protocol version 1 (this build speaks 2)");
+            "handshake: unsupported protocol version 1 (this build speaks 3)");
 
   ServerHandshake s2(kKey);
   Bytes sh = *s2.OnClientHello(c.Hello());
@@ -137,7 +137,7 @@ TEST(WireHandshake, UnsupportedVersion) {
   Result<Bytes> r2 = c.OnServerHello(sh);
   ASSERT_FALSE(r2.ok());
   EXPECT_EQ(r2.status().message(),
-            "handshake: unsupported protocol version 256 (this build speaks 2)");
+            "handshake: unsupported protocol version 256 (this build speaks 3)");
 }
 
 TEST(WireHandshake, UnknownFlags) {
@@ -148,7 +148,7 @@ TEST(WireHandshake, UnknownFlags) {
   Result<Bytes> r = s.OnClientHello(hello);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().message(),
-            "handshake: unknown flags 0x0001 (protocol version 2 defines none)");
+            "handshake: unknown flags 0x0001 (protocol version 3 defines none)");
 }
 
 TEST(WireHandshake, WrongMessageSizes) {

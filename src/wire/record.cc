@@ -1,7 +1,7 @@
 // Records: length-prefixed bodies with a 16-byte ChaCha20-Poly1305 tag (record_mac.cc).
 //
-// The tag covers be64 seq || be32 body_len || body, where seq counts the records of this
-// direction from 0 (seq is also the MAC's nonce). The sequence number is never sent: both
+// The tag covers be32 body_len || body under the nonce seq, where seq counts the records
+// of this direction from 0 (record_mac.cc). The sequence number is never sent: both
 // ends count. So a record that is dropped, repeated, reordered, moved to the other
 // direction (other key) or to another connection (other nonces, other keys) fails its
 // tag, as does any change to its bytes.
@@ -12,7 +12,7 @@
 // 4 GiB. It returns a body only after the tag matched (compared in constant time), so no
 // unauthenticated byte ever reaches the frame parser.
 //
-// Cost: one Poly1305 pass per record, keyed once per direction (see record_mac.cc for
+// Cost: one Poly1305 pass per record over the bytes where they lie (see record_mac.cc for
 // the speed). Buffering is a vector with a read position; consumed bytes are dropped when
 // they make up at least half of the buffer, so each byte moves O(1) times.
 //
@@ -166,7 +166,8 @@ void RecordWriter::SealWhole(Bytes* out) {
 
 // An empty body with the header reserved, and room for twice the target (so a caller
 // that appends up to one target's worth between calls, as the sender does with its
-// 256 KiB reads, never makes the buffer reallocate and copy).
+// 256 KiB reads, never makes the buffer reallocate and copy). After a swap with a spare
+// that already has the room, nothing is allocated.
 void RecordWriter::Reset() {
   pending_.clear();
   pending_.reserve(2 * target_ + kRecordOverhead + 64 * 1024);

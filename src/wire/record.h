@@ -1,10 +1,10 @@
 // The record layer: after the handshake, each direction of the connection is a sequence
 // of records `be32 body_len | body | tag[16]`, where the tag is a ChaCha20-Poly1305 MAC
-// (record_mac.h) under that direction's session key over the record's sequence number,
-// length and body. RecordSealer makes records; RecordOpener checks and unwraps them
-// from a byte stream that arrives in arbitrary pieces. Both are pure (no sockets).
-// RecordWriter batches frames into records of a target size. Bodies are authenticated,
-// not encrypted. Format: docs/WIRE.md.
+// (record_mac.h) under that direction's session key, with the record's sequence number as
+// nonce, over its length and body. RecordSealer makes records; RecordOpener checks and
+// unwraps them from a byte stream that arrives in arbitrary pieces. Both are pure (no
+// sockets). RecordWriter batches frames into records of a target size. Bodies are
+// authenticated, not encrypted. Format: docs/WIRE.md.
 #pragma once
 
 #include <cstddef>
@@ -92,7 +92,9 @@ class RecordWriter {
   // REQUIRES: the body holds only whole, valid frames whenever SealIfFull/Flush is called.
   Bytes* frames() { return &pending_; }
   // Appends records to *out while the pending body is at least target_body bytes. When
-  // *out is empty, a whole pending record is swapped in instead of copied.
+  // *out is empty, a whole pending record is swapped in instead of copied, and *out's
+  // old buffer becomes the next pending body: pass a spare with capacity (a sent
+  // record's, net::OutQueue::TakeSpare) to avoid an allocation.
   void SealIfFull(Bytes* out);
   // Appends whatever is pending as records to *out (nothing if nothing is pending).
   void Flush(Bytes* out);

@@ -280,6 +280,37 @@ TEST(WireRecordWriter, SealsWhenTheTargetIsReached) {
   EXPECT_EQ(got, sent);
 }
 
+// A full record is swapped into an empty `out`, whose buffer becomes the next pending
+// body: handing back the previous record's buffer means no allocation per record.
+TEST(WireRecordWriter, SealingIntoASpareReusesItsBuffer) {
+  RecordSealer sealer(kWriterKey);
+  RecordWriter w(&sealer, 64);
+  Bytes spare;
+  spare.reserve(1 << 17);  // the room Reset() wants: 2 x 64 + overhead + 64 KiB
+  const uint8_t* spare_data = spare.data();
+  const uint8_t* first_pending = w.frames()->data();
+  Bytes wire;
+  std::vector<Bytes> sent;
+  for (uint32_t i = 0; i < 24; i++) {
+    size_t before = w.frames()->size();
+    AppendRef(w.frames(), 2, 0, i);
+    sent.emplace_back(w.frames()->begin() + ptrdiff_t(before), w.frames()->end());
+    w.SealIfFull(&spare);
+    if (!spare.empty()) {  // a record: "send" it, then hand its buffer back
+      if (sealer.records() == 1) {
+        EXPECT_EQ(spare.data(), first_pending);     // the record was not copied
+        EXPECT_EQ(w.frames()->data(), spare_data);  // the spare is the new pending body
+      }
+      PutBytes(&wire, spare);
+      spare.clear();
+    }
+  }
+  EXPECT_EQ(sealer.records(), 3u);  // 3 x 8 frames of 8 bytes
+  std::vector<Bytes> got;
+  EXPECT_EQ(OpenRecords(wire, &got), (std::vector<size_t>{64, 64, 64}));
+  EXPECT_EQ(got, sent);
+}
+
 TEST(WireRecordWriter, FlushOfNothingWritesNothing) {
   RecordSealer sealer(kWriterKey);
   RecordWriter w(&sealer);

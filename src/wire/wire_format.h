@@ -1,4 +1,4 @@
-// Constants of the gangmig wire protocol, version 2: the handshake messages, the record
+// Constants of the gangmig wire protocol, version 3: the handshake messages, the record
 // layer and the frame types. Constants only; the format itself is described in
 // docs/WIRE.md, and the code that reads and writes it lives in handshake.h, record.h and
 // frame.h. Changing any value here changes the protocol: bump kProtocolVersion.
@@ -12,9 +12,11 @@ namespace gangmig::wire {
 
 // ---- Handshake -----------------------------------------------------------------------
 inline constexpr uint8_t kMagic[4] = {'G', 'G', 'M', 'G'};
-// Version 2 replaced version 1's record MAC (truncated HMAC-SHA256) by ChaCha20-Poly1305.
-inline constexpr uint16_t kProtocolVersion = 2;
-inline constexpr uint16_t kHelloFlags = 0;  // no flags are defined in version 2
+// Version 2 replaced version 1's record MAC (truncated HMAC-SHA256) by ChaCha20-Poly1305;
+// version 3 takes the sequence number out of the MAC's associated data (it stays in the
+// nonce), so a record's MAC input is its bytes as they lie in memory.
+inline constexpr uint16_t kProtocolVersion = 3;
+inline constexpr uint16_t kHelloFlags = 0;  // no flags are defined in version 3
 
 inline constexpr size_t kMinKeySize = 16;  // bytes of the shared key file, at least
 inline constexpr size_t kNonceSize = 32;
@@ -31,7 +33,7 @@ inline constexpr size_t kServerHelloSize = kHelloHeaderSize + kNonceSize + kMacS
 inline constexpr size_t kClientProofSize = kMacSize;  // 32
 
 // HMAC labels, used as the first bytes of the MAC input (no terminating NUL). The "v1"
-// names the handshake's derivation, which protocol version 2 left unchanged.
+// names the handshake's derivation, which protocol versions 2 and 3 left unchanged.
 inline constexpr std::string_view kServerProofLabel = "gangmig v1 server";
 inline constexpr std::string_view kClientProofLabel = "gangmig v1 client";
 inline constexpr std::string_view kClientToServerLabel = "gangmig v1 c2s";
@@ -41,13 +43,10 @@ inline constexpr std::string_view kServerToClientLabel = "gangmig v1 s2c";
 // be32 body_len | body[body_len] | tag[16]
 inline constexpr size_t kRecordHeaderSize = 4;
 // tag = AEAD_CHACHA20_POLY1305 tag (RFC 8439) with key = the direction's session key,
-// nonce = 4 zero bytes | be64 sequence, plaintext empty, AAD = be64 sequence | be32
-// body_len | body
+// nonce = 4 zero bytes | be64 sequence, plaintext empty, AAD = be32 body_len | body
 inline constexpr size_t kRecordTagSize = 16;  // the whole Poly1305 tag
 inline constexpr size_t kRecordOverhead = kRecordHeaderSize + kRecordTagSize;
 inline constexpr size_t kMaxRecordBody = (1u << 20) + 64;  // 1 MiB + 64
-// MAC input (AAD) prefix: be64 sequence | be32 body_len
-inline constexpr size_t kRecordMacPrefixSize = 12;
 // MAC nonce: 4 zero bytes | be64 sequence
 inline constexpr size_t kRecordNonceSize = 12;
 
