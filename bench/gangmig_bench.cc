@@ -283,6 +283,7 @@ BENCHMARK(BM_ReceiverPath)->Arg(0)->Arg(2);
 
 int main(int argc, char** argv) {
   gangmig::TuneAllocator();
+  benchmark::AddCustomContext("record_mac", gangmig::wire::RecordMac::Implementation());
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
