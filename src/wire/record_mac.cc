@@ -21,7 +21,7 @@
 // libipsec-mb-dev, x86-64 only), whose Poly1305 uses AVX-512 IFMA where the CPU has it,
 // and OpenSSL's EVP interface otherwise. On the development host (AMD EPYC with AVX-512,
 // one core, 64 KiB to 1 MiB records) they tag at ~21-23 GB/s and ~6.3 GB/s: the first
-// keeps the MAC at a sixth of the sender's per-page cost, the second made it half
+// keeps the MAC at about a fifth of the sender's per-page cost, the second made it half
 // (docs/BENCHMARKS.md). The tags are identical (record_mac_test.cc checks the build's
 // implementation against OpenSSL on thousands of lengths).
 //
