@@ -178,10 +178,10 @@ struct SenderPathOptions {
 
 // Sender path: parse -> fast hash + proof -> index -> frames -> authenticated records.
 // Like the sender, each record is sealed into the buffer of an earlier, sent one (the
-// send queue's spare), which then becomes the next pending body. With `state`, each 256 KiB chunk
-// is first copied into a read buffer with the clock paused, as recv() leaves it in a real
-// session: the path starts at bytes in our buffer (warm in cache), not at a 64 MiB array
-// in DRAM.
+// send queue's spare), which then becomes the next pending body. With `state`, each
+// 256 KiB chunk is first copied into a read buffer with the clock paused, as recv()
+// leaves it in a real session: the path starts at bytes in our buffer (warm in cache),
+// not at a 64 MiB array in DRAM.
 Bytes SenderPath(const Bytes& stream, migrate::ChannelCounters* counters,
                  const SenderPathOptions& o) {
   Bytes key(32, 1), out, unsealed, spare;
