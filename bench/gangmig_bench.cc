@@ -9,7 +9,9 @@
 
 #include "base/alloc.h"
 #include "index/page_index.h"
-#include "migrate/page_codec.h"
+#include "core/dest_core.h"
+#include "core/source_core.h"
+#include "encode/frame_compressor.h"
 #include "qemu_stream/stream_format.h"
 #include "qemu_stream/stream_parser.h"
 #include "wire/frame.h"
@@ -22,7 +24,9 @@ namespace {
 constexpr int kPages = 16384;  // 64 MiB of guest pages per iteration
 
 // `kPages` pages; every `dup_every`-th page repeats an earlier one (0: all distinct).
-std::vector<Bytes> MakePages(int dup_every) {
+// `compressible`: each page holds random bytes in its first half only, the rest a
+// repeating pattern (zstd -1 leaves ~55%, about what it leaves of the guests' pages).
+std::vector<Bytes> MakePages(int dup_every, bool compressible = false) {
   std::mt19937_64 rng(42);
   std::vector<Bytes> pages;
   for (int i = 0; i < kPages; ++i) {
@@ -32,7 +36,7 @@ std::vector<Bytes> MakePages(int dup_every) {
     }
     Bytes p(4096);
     for (size_t k = 0; k < p.size(); k += 8) {
-      uint64_t v = rng();
+      uint64_t v = compressible && k >= 2048 ? 0x0101010101010101ull * (k >> 9) : rng();
       memcpy(&p[k], &v, 8);
     }
     pages.push_back(std::move(p));
@@ -81,7 +85,7 @@ Bytes MakeStream(const std::vector<Bytes>& pages) {
 struct NullSink : qemu_stream::StreamSink {
   uint64_t bytes = 0;
   void OnLiteral(ByteView b) override { bytes += b.size(); }
-  void OnPage(ByteView p) override { bytes += p[0]; }
+  void OnPage(ByteView p, const qemu_stream::PageLocation&) override { bytes += p[0]; }
 };
 
 void FeedChunks(qemu_stream::StreamParser* p, const Bytes& s, size_t chunk) {
@@ -173,6 +177,7 @@ struct SenderPathOptions {
   bool sha256 = false;  // prove equality with SHA-256 instead of copies (past the budget)
   bool seal = true;     // false: frames are built, then dropped unsealed (no record MAC)
   bool keep = false;    // return the wire bytes (else drop each batch, as after send())
+  int zstd_level = 0;   // compress every record body at this level (0: no compression)
   benchmark::State* state = nullptr;  // set: copy each chunk to a read buffer untimed
 };
 
@@ -182,15 +187,17 @@ struct SenderPathOptions {
 // 256 KiB chunk is first copied into a read buffer with the clock paused, as recv()
 // leaves it in a real session: the path starts at bytes in our buffer (warm in cache),
 // not at a 64 MiB array in DRAM.
-Bytes SenderPath(const Bytes& stream, migrate::ChannelCounters* counters,
-                 const SenderPathOptions& o) {
+Bytes SenderPath(const Bytes& stream, const SenderPathOptions& o) {
   Bytes key(32, 1), out, unsealed, spare;
   wire::RecordSealer sealer(key);
   wire::RecordWriter writer(&sealer);
-  migrate::EncoderContext ctx({.copy_budget_bytes = o.sha256 ? 0 : uint64_t{1} << 30, .seed = 7});
-  ctx.frames = o.seal ? writer.frames() : &unsealed;
-  migrate::PageEncoder enc(&ctx, 0, 0, counters);
-  qemu_stream::StreamParser parser(&enc);
+  encode::FrameCompressor zstd(
+      {.mode = encode::CompressionOptions::Mode::kAlways, .level = o.zstd_level});
+  if (o.zstd_level) writer.SetTransform(&zstd);
+  core::SourceCore source(
+      {.index = {.copy_budget_bytes = o.sha256 ? 0 : uint64_t{1} << 30, .seed = 7}},
+      o.seal ? writer.frames() : &unsealed);
+  source.OpenChannel(0, 0);
   Bytes read_buf(256 << 10);
   auto seal = [&](bool flush) {
     if (!o.seal) {
@@ -215,68 +222,74 @@ Bytes SenderPath(const Bytes& stream, migrate::ChannelCounters* counters,
       chunk = ByteView(read_buf.data(), chunk.size());
       o.state->ResumeTiming();
     }
-    parser.Feed(chunk);
-    enc.FlushLiteral();
+    source.Feed(0, 0, chunk);
     seal(false);
   }
-  parser.Finish();
-  enc.FlushLiteral();
+  source.Close(0, 0);
   seal(true);
   return out;
 }
 
 // Args: every Nth page repeats an earlier one (0 = all distinct, 2 = half); 1 = SHA-256
-// proofs instead of copies; 0 = stop before sealing records (what the MAC costs).
+// proofs instead of copies; 0 = stop before sealing records (what the MAC costs); zstd
+// level of every record body (0 = none; then pages are half compressible).
 void BM_SenderPath(benchmark::State& state) {
-  Bytes stream = MakeStream(MakePages(int(state.range(0))));
-  SenderPathOptions o{.sha256 = state.range(1) != 0, .seal = state.range(2) != 0, .state = &state};
-  for (auto _ : state) {
-    migrate::ChannelCounters c;
-    benchmark::DoNotOptimize(SenderPath(stream, &c, o));
-  }
+  int level = int(state.range(3));
+  Bytes stream = MakeStream(MakePages(int(state.range(0)), level != 0));
+  SenderPathOptions o{.sha256 = state.range(1) != 0,
+                      .seal = state.range(2) != 0,
+                      .zstd_level = level,
+                      .state = &state};
+  for (auto _ : state) benchmark::DoNotOptimize(SenderPath(stream, o));
   state.SetItemsProcessed(state.iterations() * kPages);
   state.SetBytesProcessed(state.iterations() * int64_t(stream.size()));
 }
 BENCHMARK(BM_SenderPath)
-    ->ArgNames({"dup_every", "sha256", "seal"})
-    ->Args({0, 0, 1})
-    ->Args({2, 0, 1})
-    ->Args({0, 1, 1})
-    ->Args({2, 1, 1})
-    ->Args({0, 0, 0})
-    ->Args({2, 0, 0});
+    ->ArgNames({"dup_every", "sha256", "seal", "zstd"})
+    ->Args({0, 0, 1, 0})
+    ->Args({2, 0, 1, 0})
+    ->Args({0, 1, 1, 0})
+    ->Args({2, 1, 1, 0})
+    ->Args({0, 0, 0, 0})
+    ->Args({2, 0, 0, 0})
+    ->Args({0, 0, 1, 1})
+    ->Args({0, 0, 1, -1})
+    ->Args({0, 0, 1, 3});
 
-// Receiver path: verify records -> frames -> resolve pages -> rebuilt stream bytes.
+// Counts what the destination core rebuilds (pipeline_test checks the bytes themselves).
+struct CountingOutput : core::DestCore::Output {
+  uint64_t bytes = 0;
+  Status OnStreamBytes(const wire::Frame&, ByteView b) override {
+    bytes += b.size();
+    return Status::Ok();
+  }
+  Status OnControl(const wire::Frame&) override { return Status::Ok(); }
+};
+
+// Receiver path: verify records -> frames (zstd) -> destination core -> stream bytes.
+// Args: as the sender's dup_every, and the zstd level the records were made with.
 void BM_ReceiverPath(benchmark::State& state) {
-  Bytes stream = MakeStream(MakePages(int(state.range(0))));
-  migrate::ChannelCounters c;
-  Bytes wire_bytes = SenderPath(stream, &c, {.keep = true});
+  int level = int(state.range(1));
+  Bytes stream = MakeStream(MakePages(int(state.range(0)), level != 0));
+  Bytes wire_bytes = SenderPath(stream, {.keep = true, .zstd_level = level});
   Bytes key(32, 1);
   for (auto _ : state) {
     wire::RecordOpener opener(key);
-    migrate::PageResolver resolver;
-    Bytes body;
-    uint64_t rebuilt = 0;  // bytes handed to the destination (checked by pipeline_test)
+    core::DestCore dest(wire::kFeaturesKnown);
+    CountingOutput out;
     for (size_t at = 0; at < wire_bytes.size(); at += 256 << 10) {
       opener.Feed(
           ByteView(wire_bytes.data() + at, std::min<size_t>(256 << 10, wire_bytes.size() - at)));
-      while (*opener.Next(&body)) {
-        wire::FrameReader r(body);
-        wire::Frame f;
-        while (*r.Next(&f)) {
-          if (f.type == wire::FrameType::kData)
-            rebuilt += f.payload.size();
-          else if (f.type != wire::FrameType::kChannelEof)
-            rebuilt += resolver.Resolve(f)->size();
-        }
-      }
+      Status st = wire::ForEachFrame(&opener, "sender",
+                                     [&](const wire::Frame& f) { return dest.OnFrame(f, &out); });
+      if (!st.ok()) state.SkipWithError(st.message().c_str());
     }
-    if (rebuilt != stream.size()) state.SkipWithError("rebuilt stream has the wrong size");
+    if (out.bytes != stream.size()) state.SkipWithError("rebuilt stream has the wrong size");
   }
   state.SetItemsProcessed(state.iterations() * kPages);
   state.SetBytesProcessed(state.iterations() * int64_t(stream.size()));
 }
-BENCHMARK(BM_ReceiverPath)->Arg(0)->Arg(2);
+BENCHMARK(BM_ReceiverPath)->ArgNames({"dup_every", "zstd"})->Args({0, 0})->Args({2, 0})->Args({0, 1});
 
 }  // namespace
 }  // namespace gangmig

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential cmake ninja-build pkg-config libssl-dev nlohmann-json3-dev
-          libgtest-dev libgmock-dev libbenchmark-dev libxxhash-dev libipsec-mb-dev qemu-system-x86 qemu-utils
+          libgtest-dev libgmock-dev libbenchmark-dev libxxhash-dev libzstd-dev libipsec-mb-dev qemu-system-x86 qemu-utils
           busybox-static cpio gzip iproute2 python3 xz-utils ca-certificates)
 
 missing=()

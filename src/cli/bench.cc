@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/flags.h"
 #include "cli/runs.h"
 #include "migrate/report.h"
 #include "migrate/sender.h"
@@ -192,19 +193,28 @@ int RunBench(const Args& args) {
     const std::string& v = args[++i];
     if (k == "--scenarios")
       list = v;
-    else if (k == "--reps")
-      reps = atoi(v.c_str());
-    else if (k == "--link-mbit")
-      link_mbit = atoi(v.c_str());
+    else if (k == "--reps" || k == "--link-mbit") {
+      auto n = k == "--reps" ? ParseNumber(k, v, 1, 100) : ParseNumber(k, v, 0, 1 << 20);
+      if (!n.ok()) {
+        fprintf(stderr, "gangmig bench: %s\n", n.status().message().c_str());
+        return 2;
+      }
+      (k == "--reps" ? reps : link_mbit) = int(*n);
+    }
     else if (k == "--out")
       out = v;
     else if (k == "--guest-dir")
       guest_dir = v;
     else if (k == "--points")
       points = "," + v + ",";
-    else if (k == "--verify-copies")
-      verify_copies = uint64_t(atoll(v.c_str())) << 20;
-    else {
+    else if (k == "--verify-copies") {
+      auto n = ParseNumber(k, v, 0, 1 << 24);
+      if (!n.ok()) {
+        fprintf(stderr, "gangmig bench: %s\n", n.status().message().c_str());
+        return 2;
+      }
+      verify_copies = uint64_t(*n) << 20;
+    } else {
       fprintf(stderr, "gangmig bench: unknown option '%s'\n\n%s", k.c_str(), kBenchHelp);
       return 2;
     }

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "base/bytes.h"
+#include "cli/flags.h"
 #include "migrate/direct.h"
 #include "migrate/receiver.h"
 #include "migrate/sender.h"
@@ -23,7 +24,8 @@ namespace gangmig::cli {
 const char kMigrateHelp[] =
     "usage: gangmig migrate --to HOST:PORT --key-file FILE --vm SPEC [--vm SPEC ...]\n"
     "                       [--report FILE.json] [--timeout SEC] [--max-buffer MIB]\n"
-    "                       [--verify-copies MIB] [--quiet]\n"
+    "                       [--verify-copies MIB] [--compress auto|zstd|off]\n"
+    "                       [--zstd-level N] [--delta auto|on|off] [--quiet]\n"
     "       gangmig migrate --direct --vm SPEC [--vm SPEC ...] [--report FILE.json]\n\n"
     "Migrates every VM at once. Each source QEMU is told (over its QMP socket) to migrate\n"
     "into a local gangmig endpoint; gangmig sends each distinct page content once over one\n"
@@ -47,6 +49,15 @@ const char kMigrateHelp[] =
     "                     referenced only after its content is proven equal to one\n"
     "                     already sent: byte by byte against such a copy, or by SHA-256\n"
     "                     once the copies use this much (slower: ~2.5 us per page)\n"
+    "  --compress MODE    zstd compression of what crosses the link (default auto):\n"
+    "                       auto  only while the link is the bottleneck and the data\n"
+    "                             compresses, so it never makes a run slower\n"
+    "                       zstd  always (refuses a receiver without zstd)\n"
+    "                       off   never\n"
+    "  --zstd-level N     zstd level, -7..19 (default 1; negative = faster, larger)\n"
+    "  --delta MODE       a page that changed since its last version crossed goes as\n"
+    "                     the changed bytes only (auto/on/off, default auto; `on`\n"
+    "                     refuses a receiver without it)\n"
     "  --quiet            no progress lines\n\n"
     "QEMU migration parameters (max-bandwidth, downtime-limit, capabilities) are left as\n"
     "they are: set them on the source as for any migration. QEMU's default max-bandwidth\n"
@@ -56,7 +67,8 @@ const char kMigrateHelp[] =
     "exit status is 1 and the message names each VM and what failed.\n";
 
 const char kReceiveHelp[] =
-    "usage: gangmig receive --listen HOST:PORT --key-file FILE [--once] [--quiet]\n\n"
+    "usage: gangmig receive --listen HOST:PORT --key-file FILE [--once] [--quiet]\n"
+    "                       [--max-buffer MIB] [--disable zstd,delta]\n\n"
     "Destination end. Waits for an authenticated sender, connects to each VM's\n"
     "destination QEMU (started with -incoming ADDR, and preferably -S so nothing runs\n"
     "before the operator resumes it), rebuilds each stream byte for byte and relays the\n"
@@ -64,6 +76,11 @@ const char kReceiveHelp[] =
     "  --listen HOST:PORT  address to listen on (port 0 picks a free port)\n"
     "  --key-file FILE     shared key (gangmig keygen FILE); at least 16 bytes\n"
     "  --once              exit after one session (exit status 1 if it failed)\n"
+    "  --max-buffer MIB    bytes queued towards one destination QEMU before the link\n"
+    "                      is paused (default 8)\n"
+    "  --disable LIST      refuse these encodings from senders (zstd, delta; comma-\n"
+    "                      separated), e.g. to spare this host's CPU. A sender that\n"
+    "                      requires one (--compress zstd) is then refused by name\n"
     "  --quiet             no log lines\n";
 
 const char kKeygenHelp[] =
@@ -148,6 +165,7 @@ int RunMigrate(const Args& args) {
   Flags f = ParseFlags(args, {"--direct", "--quiet"});
   if (!f.error.empty()) return Usage(kMigrateHelp, f.error);
   migrate::SenderOptions opt;
+  EncodingChoice enc{.compression = opt.compression, .features = opt.features};
   std::string key_file, report_path;
   for (const auto& [k, v] : f.values) {
     if (k == "--to")
@@ -156,13 +174,18 @@ int RunMigrate(const Args& args) {
       key_file = v;
     else if (k == "--report")
       report_path = v;
-    else if (k == "--timeout")
-      opt.timeout_s = atoi(v.c_str());
-    else if (k == "--max-buffer")
-      opt.max_buffer = size_t(atoi(v.c_str())) << 20;
-    else if (k == "--verify-copies")
-      opt.verify_copies = uint64_t(atoll(v.c_str())) << 20;
-    else if (k == "--vm") {
+    else if (k == "--timeout" || k == "--max-buffer" || k == "--verify-copies") {
+      auto n = k == "--timeout"      ? ParseNumber(k, v, 1, 7 * 24 * 3600)
+               : k == "--max-buffer" ? ParseNumber(k, v, 1, 1024)
+                                     : ParseNumber(k, v, 0, 1 << 24);
+      if (!n.ok()) return Usage(kMigrateHelp, n.status().message());
+      if (k == "--timeout") opt.timeout_s = int(*n);
+      if (k == "--max-buffer") opt.max_buffer = size_t(*n) << 20;
+      if (k == "--verify-copies") opt.verify_copies = uint64_t(*n) << 20;
+    } else if (k == "--compress" || k == "--zstd-level" || k == "--delta") {
+      Status st = ApplyEncodingFlag(k, v, &enc);
+      if (!st.ok()) return Usage(kMigrateHelp, st.message());
+    } else if (k == "--vm") {
       auto spec = migrate::ParseVmSpec(v);
       if (!spec.ok()) return Usage(kMigrateHelp, spec.status().message());
       opt.vms.push_back(*spec);
@@ -172,6 +195,9 @@ int RunMigrate(const Args& args) {
   }
   bool direct = Has(f, "--direct");
   opt.progress = !Has(f, "--quiet");
+  opt.compression = enc.compression;
+  opt.features = enc.features;
+  opt.required_features = enc.required_features;
   Status valid = migrate::ValidateVmSpecs(opt.vms, direct);
   if (!valid.ok()) return Usage(kMigrateHelp, valid.message());
   if (opt.timeout_s <= 0) return Usage(kMigrateHelp, "--timeout must be a positive number");
@@ -206,8 +232,23 @@ int RunReceive(const Args& args) {
       opt.listen = v;
     else if (k == "--key-file")
       key_file = v;
-    else
+    else if (k == "--max-buffer") {
+      auto n = ParseNumber(k, v, 1, 1024);
+      if (!n.ok()) return Usage(kReceiveHelp, n.status().message());
+      opt.max_buffer = size_t(*n) << 20;
+    } else if (k == "--disable") {
+      std::stringstream names(v);
+      for (std::string name; std::getline(names, name, ',');) {
+        if (name == "zstd")
+          opt.features &= uint16_t(~wire::kFeatureZstd);
+        else if (name == "delta")
+          opt.features &= uint16_t(~wire::kFeatureDelta);
+        else
+          return Usage(kReceiveHelp, "--disable: '" + name + "' is not one of zstd, delta");
+      }
+    } else {
       return Usage(kReceiveHelp, "unknown option '" + k + "'");
+    }
   }
   if (opt.listen.empty()) return Usage(kReceiveHelp, "--listen HOST:PORT is required");
   if (key_file.empty()) return Usage(kReceiveHelp, "--key-file FILE is required");

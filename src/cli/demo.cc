@@ -25,6 +25,7 @@
 
 #include "base/clock.h"
 #include "cli/commands.h"
+#include "cli/flags.h"
 #include "cli/runs.h"
 #include "migrate/direct.h"
 #include "migrate/sender.h"
@@ -44,7 +45,7 @@ const char kDemoHelp[] =
     "As root it runs in its own network namespace, so bytes on the link are the kernel's\n"
     "loopback counters, and shapes that link to --link-mbit with tc tbf.\n\n"
     "  --vms N            gang size (default 4)\n"
-    "  --mem MIB          RAM per VM (default 256)\n"
+    "  --mem MIB          RAM per VM (default 256; at least the workload + 128)\n"
     "  --workload MIB     memory each guest's workload fills (default 64)\n"
     "  --dirty-rate N     pages/s each guest keeps re-dirtying (default 200)\n"
     "  --link-mbit N      link rate; 0 = unshaped loopback (default 1000)\n"
@@ -52,6 +53,8 @@ const char kDemoHelp[] =
     "  --report FILE      write both runs' figures as JSON\n";
 
 namespace {
+
+constexpr int kGuestOverheadMib = 128;  // guest RAM the image needs besides its workload
 
 struct DemoOptions {
   int vms = 4, mem = 256, workload = 64, dirty_rate = 200, link_mbit = 1000;
@@ -117,16 +120,21 @@ int RunDemo(const Args& args) {
     }
     const std::string& k = args[i];
     const std::string& v = args[++i];
-    if (k == "--vms")
-      o.vms = atoi(v.c_str());
-    else if (k == "--mem")
-      o.mem = atoi(v.c_str());
-    else if (k == "--workload")
-      o.workload = atoi(v.c_str());
-    else if (k == "--dirty-rate")
-      o.dirty_rate = atoi(v.c_str());
-    else if (k == "--link-mbit")
-      o.link_mbit = atoi(v.c_str());
+    if (k == "--vms" || k == "--mem" || k == "--workload" || k == "--dirty-rate" ||
+        k == "--link-mbit") {
+      auto n = k == "--vms"          ? ParseNumber(k, v, 1, 64)
+               : k == "--mem"        ? ParseNumber(k, v, 64, 1 << 20)
+               : k == "--workload"   ? ParseNumber(k, v, 0, 1 << 20)
+               : k == "--dirty-rate" ? ParseNumber(k, v, 0, 1 << 24)
+                                     : ParseNumber(k, v, 0, 1 << 20);
+      if (!n.ok()) {
+        fprintf(stderr, "gangmig demo: %s\n", n.status().message().c_str());
+        return 2;
+      }
+      int x = int(*n);
+      (k == "--vms" ? o.vms : k == "--mem" ? o.mem : k == "--workload" ? o.workload
+                     : k == "--dirty-rate" ? o.dirty_rate : o.link_mbit) = x;
+    }
     else if (k == "--guest-dir")
       o.guest_dir = v;
     else if (k == "--report")
@@ -136,8 +144,13 @@ int RunDemo(const Args& args) {
       return 2;
     }
   }
-  if (o.vms < 1 || o.vms > 64 || o.mem < 64 || o.workload >= o.mem) {
-    fprintf(stderr, "gangmig demo: need 1 <= --vms <= 64, --mem >= 64, --workload < --mem\n");
+  // The guest needs room besides its workload: the kernel and the unpacked initramfs
+  // (~70 MiB of the project's image) must fit, or it panics while booting.
+  if (o.mem < o.workload + kGuestOverheadMib) {
+    fprintf(stderr,
+            "gangmig demo: --mem %d is too small for --workload %d: the guest image needs "
+            "%d MiB besides its workload (use --mem %d or more, or a smaller --workload)\n",
+            o.mem, o.workload, kGuestOverheadMib, o.workload + kGuestOverheadMib);
     return 2;
   }
   auto image = testbed::GuestImage::Locate(o.guest_dir.empty() ? DefaultGuestDir() : o.guest_dir);

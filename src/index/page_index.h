@@ -100,6 +100,9 @@ class PageIndex {
   // REQUIRES: page.size() == kPageSize
   Lookup FindOrInsert(ByteView page);
   size_t size() const { return next_.size(); }
+  // The sender's copy of page `id` when it keeps one (ids inside the copy budget), else
+  // an empty view. REQUIRES: id < size()
+  ByteView CopyOf(uint32_t id) const { return id < copy_pages_ ? copies_.Get(id) : ByteView(); }
   // Bytes held for verification: page copies plus digests.
   uint64_t bytes_held() const { return copies_.bytes_held() + digests_.size() * sizeof(Digest); }
   const Stats& stats() const { return stats_; }

@@ -26,7 +26,7 @@
 #include <vector>
 
 #include "base/clock.h"
-#include "migrate/page_codec.h"
+#include "core/dest_core.h"
 #include "migrate/stream_tee.h"
 #include "migrate/vm_monitor.h"
 #include "net/socket.h"
@@ -59,16 +59,22 @@ struct DestVm {
   uint64_t bytes_out = 0;
 };
 
-class Session {
+class Session : public core::DestCore::Output {
  public:
-  Session(const ReceiverOptions& o, net::Fd fd, const wire::SessionKeys& keys)
-      : opt_(o), net_(std::move(fd)), sealer_(keys.s2c), opener_(keys.c2s), writer_(&sealer_) {}
+  Session(const ReceiverOptions& o, net::Fd fd, const wire::SessionKeys& keys, uint16_t features)
+      : opt_(o),
+        net_(std::move(fd)),
+        sealer_(keys.s2c),
+        opener_(keys.c2s),
+        writer_(&sealer_),
+        core_(features) {}
   Status Run();
 
  private:
   Status Step();
   Status OnNetReadable();
-  Status OnFrame(const wire::Frame& f);
+  Status OnStreamBytes(const wire::Frame& f, ByteView bytes) override;
+  Status OnControl(const wire::Frame& f) override;
   Status OpenVm(uint16_t id, ByteView json_bytes);
   Status OpenChannel(DestVm& vm, uint16_t id, uint8_t ch);
   Status Deliver(DestVm& vm, uint16_t id, uint8_t ch, ByteView bytes);
@@ -89,9 +95,8 @@ class Session {
   wire::RecordWriter writer_;
   net::OutQueue net_out_;
   std::vector<std::unique_ptr<DestVm>> vms_;
-  PageResolver pages_;
+  core::DestCore core_;
   bool goodbye_ = false;
-  uint64_t frames_ = 0;
 };
 
 void Session::Event(uint16_t id, const json& ev) {
@@ -172,15 +177,14 @@ Status Session::Deliver(DestVm& vm, uint16_t id, uint8_t ch, ByteView bytes) {
   return Status::Ok();
 }
 
-Status Session::OnFrame(const wire::Frame& f) {
+Status Session::OnStreamBytes(const wire::Frame& f, ByteView bytes) {
+  if (f.vm >= vms_.size())
+    return Status::Error("frame for vm id " + std::to_string(f.vm) + " that was never opened");
+  return Deliver(*vms_[f.vm], f.vm, f.channel, bytes);
+}
+
+Status Session::OnControl(const wire::Frame& f) {
   using wire::FrameType;
-  ++frames_;
-  if (!wire::MaySend(wire::Peer::kSender, f.type))
-    return Status::Error(std::string("sender sent a ") + wire::FrameTypeName(f.type) +
-                         " frame, which only a receiver may send");
-  if (goodbye_)
-    return Status::Error(std::string("sender sent a ") + wire::FrameTypeName(f.type) +
-                         " frame after GOODBYE");
   switch (f.type) {
     case FrameType::kVmOpen:
       return OpenVm(f.vm, f.payload);
@@ -196,14 +200,6 @@ Status Session::OnFrame(const wire::Frame& f) {
     return Status::Error("frame for vm id " + std::to_string(f.vm) + " that was never opened");
   DestVm& vm = *vms_[f.vm];
   switch (f.type) {
-    case FrameType::kData:
-      return Deliver(vm, f.vm, f.channel, f.payload);
-    case FrameType::kPage:
-    case FrameType::kRef: {
-      auto page = pages_.Resolve(f);
-      if (!page.ok()) return page.status();
-      return Deliver(vm, f.vm, f.channel, *page);
-    }
     case FrameType::kChannelOpen: {
       if (vm.failed) return Status::Ok();
       Status st = OpenChannel(vm, f.vm, f.channel);
@@ -230,7 +226,7 @@ Status Session::OnNetReadable() {
   if (n <= 0) return Status::Error("connection to the sender lost");
   opener_.Feed(ByteView(buf.data(), size_t(n)));
   return wire::ForEachFrame(&opener_, "from sender",
-                            [this](const wire::Frame& f) { return OnFrame(f); });
+                            [this](const wire::Frame& f) { return core_.OnFrame(f, this); });
 }
 
 void Session::WriteDest(DestVm& vm, uint16_t id, uint8_t ch) {
@@ -369,21 +365,27 @@ Status Session::Run() {
     bool all = goodbye_;
     for (auto& vm : vms_) all = all && (vm->reported || vm->failed);
     if (all && net_out_.empty()) {
+      const core::DestStats& d = core_.stats();
       Log("session finished: " + std::to_string(vms_.size()) + " VMs, " +
-          std::to_string(pages_.pages()) + " distinct pages received");
+          std::to_string(core_.pages()) + " distinct pages received (" +
+          std::to_string(d.pages) + " whole, " + std::to_string(d.deltas) + " as deltas; " +
+          std::to_string(d.zframes) + " compressed bodies, " +
+          std::to_string(d.zframes_bytes >> 10) + " KiB -> " +
+          std::to_string(d.zframes_raw >> 10) + " KiB)");
       return Status::Ok();
     }
   }
 }
 
-Result<net::Fd> AcceptSession(int listen_fd, const Bytes& key, wire::SessionKeys* keys) {
+Result<net::Fd> AcceptSession(int listen_fd, const ReceiverOptions& o, wire::SessionKeys* keys,
+                              uint16_t* features) {
   pollfd p{listen_fd, POLLIN, 0};
   while (poll(&p, 1, -1) < 0) {
   }
   auto fd = net::Accept(listen_fd);
   if (!fd.ok()) return fd.status();
   if (!fd->valid()) return net::Fd();
-  wire::ServerHandshake hs(key);
+  wire::ServerHandshake hs(o.key, o.features);
   Bytes hello(wire::kClientHelloSize);
   GANGMIG_RETURN_IF_ERROR(net::ReadFull(fd->get(), hello.data(), hello.size(), 10000));
   auto reply = hs.OnClientHello(hello);
@@ -393,6 +395,7 @@ Result<net::Fd> AcceptSession(int listen_fd, const Bytes& key, wire::SessionKeys
   GANGMIG_RETURN_IF_ERROR(net::ReadFull(fd->get(), proof.data(), proof.size(), 10000));
   GANGMIG_RETURN_IF_ERROR(hs.OnClientProof(proof));
   *keys = hs.keys();
+  *features = hs.agreed();
   return std::move(fd).value();
 }
 
@@ -410,13 +413,17 @@ Status RunReceiver(const ReceiverOptions& options) {
   }
   for (;;) {
     wire::SessionKeys keys;
-    auto fd = AcceptSession(listener->get(), options.key, &keys);
+    uint16_t features = 0;
+    auto fd = AcceptSession(listener->get(), options, &keys, &features);
     if (!fd.ok()) {
       fprintf(stderr, "gangmig receive: refused a peer: %s\n", fd.status().message().c_str());
       continue;
     }
     if (!fd->valid()) continue;
-    Session session(options, std::move(fd).value(), keys);
+    if (options.verbose)
+      fprintf(stderr, "gangmig receive: session features: %s\n",
+              wire::FeatureNames(features).c_str());
+    Session session(options, std::move(fd).value(), keys, features);
     Status st = session.Run();
     if (!st.ok()) fprintf(stderr, "gangmig receive: session failed: %s\n", st.message().c_str());
     if (options.once) return st;

@@ -8,6 +8,7 @@
 
 #include "base/bytes.h"
 #include "base/status.h"
+#include "wire/wire_format.h"
 
 namespace gangmig::migrate {
 
@@ -17,6 +18,7 @@ struct ReceiverOptions {
   bool once = false;             // exit after one session
   size_t max_buffer = 8u << 20;  // bytes queued towards one destination before pausing the link
   bool verbose = true;
+  uint16_t features = wire::kFeaturesKnown;  // accepted from senders (wire::kFeature*)
 };
 
 // Serves sessions until an error (or, with `once`, after one session). With `once`, the

@@ -11,6 +11,8 @@
 #include <future>
 #include <thread>
 
+#include "encode/delta.h"
+#include "encode/frame_compressor.h"
 #include "net/socket.h"
 #include "wire/frame.h"
 #include "wire/handshake.h"
@@ -34,7 +36,7 @@ struct FakeSender {
     }
     if (!c.ok()) return c.status();
     fd = std::move(c).value();
-    wire::ClientHandshake hs(kKey);
+    wire::ClientHandshake hs(kKey, wire::kFeaturesKnown);
     GANGMIG_RETURN_IF_ERROR(net::WriteFull(fd.get(), hs.Hello(), 2000));
     Bytes hello(wire::kServerHelloSize);
     GANGMIG_RETURN_IF_ERROR(net::ReadFull(fd.get(), hello.data(), hello.size(), 2000));
@@ -83,6 +85,7 @@ class ReceiverTest : public ::testing::Test {
     dest_path_ = "/tmp/gangmig-receiver-test-" + std::to_string(getpid()) + ".sock";
     dest_ = std::move(net::Listen(*net::ParseAddress("unix:" + dest_path_))).value();
     ReceiverOptions o;
+    o.features = ReceiverFeatures();
     o.listen = "127.0.0.1:" + std::to_string(port_);
     o.key = kKey;
     o.once = true;
@@ -91,6 +94,7 @@ class ReceiverTest : public ::testing::Test {
     ASSERT_TRUE(sender_.Connect(port_).ok());
   }
   void TearDown() override { unlink(dest_path_.c_str()); }
+  virtual uint16_t ReceiverFeatures() const { return wire::kFeaturesKnown; }
 
   // Opens vm 0 towards the fake destination and accepts that connection.
   void OpenVm() {
@@ -188,6 +192,63 @@ TEST_F(ReceiverTest, TamperedRecordEndsTheSession) {
   ASSERT_TRUE(net::WriteFull(sender_.fd.get(), rec, 2000).ok());
   EXPECT_EQ(ReceiverError(), "from sender: record 1: bad authentication tag");
   EXPECT_EQ(DestinationBytesUntilClose(), "");  // nothing unauthenticated reached QEMU
+}
+
+// DATA, PAGE and DELTA frames inside one ZFRAMES frame, as the sender compresses them.
+Bytes CompressedFrames(const Bytes& frames) {
+  encode::FrameCompressor z({.mode = encode::CompressionOptions::Mode::kAlways});
+  Bytes out;
+  EXPECT_TRUE(z.Transform(frames, &out));
+  return out;
+}
+
+TEST_F(ReceiverTest, ExpandsZFramesAndAppliesDeltas) {
+  OpenVm();
+  Bytes page(4096, 'p'), changed = page, f, delta;
+  std::fill(changed.begin() + 64, changed.begin() + 72, 'q');
+  ASSERT_GT(encode::EncodeDelta(page, changed, 4096, &delta), 0u);
+  wire::AppendData(&f, 0, 0, AsBytes("head"));
+  wire::AppendPage(&f, 0, 0, page);
+  wire::AppendDelta(&f, 0, 0, 0, delta);
+  wire::AppendRef(&f, 0, 0, 1);  // the delta's result is page 1
+  ASSERT_TRUE(sender_.Send(CompressedFrames(f)).ok());
+  Bytes eof;
+  wire::AppendChannelEof(&eof, 0, 0);
+  ASSERT_TRUE(sender_.Send(eof).ok());
+  std::string c(changed.begin(), changed.end());
+  EXPECT_EQ(DestinationBytesUntilClose(), "head" + std::string(4096, 'p') + c + c);
+  qemu_.Reset();
+  EXPECT_NE(sender_.WaitFor(wire::FrameType::kVmEvent).find(R"("event":"done")"),
+            std::string::npos);
+  Bytes bye;
+  wire::AppendGoodbye(&bye);
+  ASSERT_TRUE(sender_.Send(bye).ok());
+  EXPECT_EQ(ReceiverError(), "<ok>");
+}
+
+// `receive --disable zstd,delta`: the handshake agrees on neither, and a sender that
+// sends them anyway is stopped before anything reaches the destination.
+class ReceiverWithoutEncodings : public ReceiverTest {
+  uint16_t ReceiverFeatures() const override { return 0; }
+};
+
+TEST_F(ReceiverWithoutEncodings, RefusesZFramesItDidNotAgreeTo) {
+  OpenVm();
+  Bytes f;
+  wire::AppendData(&f, 0, 0, Bytes(1000, 'x'));
+  ASSERT_TRUE(sender_.Send(CompressedFrames(f)).ok());
+  EXPECT_EQ(ReceiverError(), "sender sent a ZFRAMES frame, but zstd was not negotiated");
+  EXPECT_EQ(DestinationBytesUntilClose(), "");
+}
+
+TEST_F(ReceiverWithoutEncodings, RefusesDeltaItDidNotAgreeTo) {
+  OpenVm();
+  Bytes f;
+  const uint8_t delta[] = {0, 1, 'x'};
+  wire::AppendPage(&f, 0, 0, Bytes(4096, 'p'));
+  wire::AppendDelta(&f, 0, 0, 0, ByteView(delta, sizeof(delta)));
+  ASSERT_TRUE(sender_.Send(f).ok());
+  EXPECT_EQ(ReceiverError(), "sender sent a DELTA frame, but delta was not negotiated");
 }
 
 }  // namespace

@@ -27,7 +27,7 @@ nlohmann::json Report::ToJson() const {
   json j;
   j["mode"] = mode;
   j["total_time_s"] = double(end_us - start_us) / 1e6;
-  uint64_t stream = 0, link = 0, sent = 0, ref = 0, zero = 0, pass = 0;
+  uint64_t stream = 0, link = 0, frames = 0, sent = 0, ref = 0, delta = 0, zero = 0, pass = 0;
   j["vms"] = json::array();
   for (const VmReport& v : vms) {
     j["vms"].push_back({{"name", v.name},
@@ -42,24 +42,31 @@ nlohmann::json Report::ToJson() const {
                         {"dest_resume_us", v.dest_resume_us},
                         {"stream_bytes", v.stream_bytes},
                         {"link_bytes", v.link_bytes},
+                        {"frame_bytes", v.frame_bytes},
                         {"rp_bytes", v.rp_bytes},
                         {"pages_sent", v.pages_sent},
                         {"pages_referenced", v.pages_referenced},
+                        {"pages_delta", v.pages_delta},
+                        {"delta_bytes", v.delta_bytes},
                         {"zero_pages", v.zero_pages},
                         {"passthrough_bytes", v.passthrough_bytes},
                         {"passthrough_reason", v.passthrough_reason},
                         {"source_final_state", v.source_final_state}});
     stream += v.stream_bytes;
     link += v.link_bytes;
+    frames += v.frame_bytes;
     sent += v.pages_sent;
     ref += v.pages_referenced;
+    delta += v.pages_delta;
     zero += v.zero_pages;
     pass += v.passthrough_bytes;
   }
   j["total"] = {{"stream_bytes", stream},
                 {"link_bytes", link},
+                {"frame_bytes", frames},
                 {"pages_sent", sent},
                 {"pages_referenced", ref},
+                {"pages_delta", delta},
                 {"zero_pages", zero},
                 {"passthrough_bytes", pass},
                 {"link_tx_bytes", link_tx_bytes},

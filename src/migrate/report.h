@@ -28,10 +28,13 @@ struct VmReport {
   int64_t dest_resume_us = 0;      // destination RESUME event (0: stayed paused)
   int64_t end_us = 0;              // destination ready (resume, else loaded)
   uint64_t stream_bytes = 0;       // bytes the source QEMU produced (all channels)
-  uint64_t link_bytes = 0;         // gang: frame bytes this VM put on the link; direct: QEMU's
+  uint64_t link_bytes = 0;         // gang: this VM's share of the link; direct: QEMU's
+  uint64_t frame_bytes = 0;        // gang: frames made for this VM, before compression
   uint64_t rp_bytes = 0;           // return-path bytes relayed back
   uint64_t pages_sent = 0;         // page contents sent in full
   uint64_t pages_referenced = 0;   // pages sent as a reference to content already sent
+  uint64_t pages_delta = 0;        // pages sent as a change to an earlier version (DELTA)
+  uint64_t delta_bytes = 0;        // bytes of those changes
   uint64_t zero_pages = 0;         // zero-page records (passed verbatim, 1 byte each)
   uint64_t passthrough_bytes = 0;  // bytes forwarded without parsing after a fallback
   std::string passthrough_reason;  // why this VM's stream fell back to pass-through

@@ -28,7 +28,8 @@
 #include <memory>
 
 #include "base/clock.h"
-#include "migrate/page_codec.h"
+#include "core/source_core.h"
+#include "encode/frame_compressor.h"
 #include "migrate/progress.h"
 #include "migrate/stream_tee.h"
 #include "migrate/vm_monitor.h"
@@ -62,9 +63,7 @@ constexpr size_t kReadChunk = 256 * 1024;
 
 struct Channel {
   net::Fd fd;
-  std::unique_ptr<PageEncoder> encoder;
-  std::unique_ptr<qemu_stream::StreamParser> parser;  // main channel only
-  net::OutQueue to_qemu;                              // return-path bytes
+  net::OutQueue to_qemu;  // return-path bytes
   bool read_closed = false;
   bool rp_eof = false;  // receiver says the destination closed its side
   bool write_shut = false;
@@ -82,16 +81,11 @@ struct Vm {
   bool dest_done = false;            // receiver: destination loaded everything
   bool source_done = false;          // source QEMU: "completed"
   bool finished = false;             // completed or failed, nothing more to do
-  ChannelCounters counters;          // pages sent / referenced, all channels
-  uint64_t extra_channel_bytes = 0;  // relayed verbatim on channels > 0
 };
 
 class Sender {
  public:
-  Sender(const SenderOptions& o, Report* r)
-      : opt_(o),
-        report_(r),
-        shared_({.copy_budget_bytes = o.verify_copies, .seed = index::PageIndex::RandomSeed()}) {}
+  Sender(const SenderOptions& o, Report* r) : opt_(o), report_(r), compressor_(o.compression) {}
   Status Run();
 
  private:
@@ -111,8 +105,11 @@ class Sender {
   void Fail(Vm& vm, const std::string& why);
   void RollBack(Vm& vm);
   void Flush();
+  void UpdateVmReport(Vm& vm, uint16_t id);
   Status SendNow();
   void Finish();
+  void ReportEncoding();
+  void ShareLinkBytes();
 
   const SenderOptions& opt_;
   Report* report_;
@@ -122,8 +119,10 @@ class Sender {
   std::unique_ptr<wire::RecordOpener> opener_;
   std::unique_ptr<wire::RecordWriter> writer_;
   net::OutQueue net_out_;
-  EncoderContext shared_;
-  Progress progress_{stderr, true};
+  uint16_t features_ = 0;  // agreed with the receiver
+  std::unique_ptr<core::SourceCore> core_;
+  encode::FrameCompressor compressor_;
+  Progress progress_{stderr, opt_.progress};
   std::string workdir_;
   bool own_workdir_ = false;
   std::string link_error_;
@@ -144,7 +143,7 @@ Status Sender::Connect() {
   // what stands between QEMU and the link, and QEMU's bandwidth estimate stays honest.
   int lowat = 128 * 1024;
   setsockopt(net_.get(), IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
-  wire::ClientHandshake hs(opt_.key);
+  wire::ClientHandshake hs(opt_.key, opt_.features);
   GANGMIG_RETURN_IF_ERROR(net::WriteFull(net_.get(), hs.Hello(), 10000));
   Bytes server_hello(wire::kServerHelloSize);
   Status st = net::ReadFull(net_.get(), server_hello.data(), server_hello.size(), 10000);
@@ -155,7 +154,24 @@ Status Sender::Connect() {
   sealer_ = std::make_unique<wire::RecordSealer>(hs.keys().c2s);
   opener_ = std::make_unique<wire::RecordOpener>(hs.keys().s2c);
   writer_ = std::make_unique<wire::RecordWriter>(sealer_.get());
-  shared_.frames = writer_->frames();
+  features_ = hs.agreed();
+  report_->extra["features"] = wire::FeatureNames(features_);
+  if (uint16_t missing = opt_.required_features & ~features_) {
+    std::string why = "the receiver does not support " + wire::FeatureNames(missing) +
+                      ", which this migration requires (upgrade the receiver, or let "
+                      "--compress and --delta default to auto)";
+    wire::AppendAbort(writer_->frames(), why);
+    Flush();
+    (void)SendNow();
+    writer_.reset();  // nothing more goes to this receiver
+    return Status::Error(why);
+  }
+  if (features_ & wire::kFeatureZstd) writer_->SetTransform(&compressor_);
+  core_ = std::make_unique<core::SourceCore>(
+      core::SourceOptions{
+          .index = {.copy_budget_bytes = opt_.verify_copies, .seed = index::PageIndex::RandomSeed()},
+          .delta = (features_ & wire::kFeatureDelta) != 0},
+      writer_->frames());
   // Sent record buffers come back to the writer (RecordWriter::SealIfFull swaps a full
   // record with the empty spare), so frames are built in warm memory, not fresh pages.
   net_out_.KeepSpares(2);
@@ -234,15 +250,9 @@ void Sender::AcceptChannels(Vm& vm, uint16_t id) {
     uint8_t ch = uint8_t(vm.channels.size());
     Channel c;
     c.fd = std::move(fd).value();
-    c.encoder = std::make_unique<PageEncoder>(&shared_, id, ch, &vm.counters);
-    if (ch == 0) {
-      c.parser = std::make_unique<qemu_stream::StreamParser>(c.encoder.get());
-    } else {
-      wire::AppendChannelOpen(writer_->frames(), id, ch);
-      if (vm.rep->passthrough_reason.empty())
-        vm.rep->passthrough_reason =
-            "extra channels (multifd/postcopy-preempt) are relayed verbatim";
-    }
+    core_->OpenChannel(id, ch);
+    if (ch > 0 && vm.rep->passthrough_reason.empty())
+      vm.rep->passthrough_reason = "extra channels (multifd/postcopy-preempt) are relayed verbatim";
     vm.channels.push_back(std::move(c));
   }
 }
@@ -252,38 +262,35 @@ void Sender::ReadChannel(Vm& vm, uint16_t id, uint8_t ch) {
   static thread_local Bytes buf(kReadChunk);
   ssize_t n = read(c.fd.get(), buf.data(), buf.size());
   if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-  size_t before = writer_->frames()->size();
   if (n <= 0) {
     c.read_closed = true;
-    if (c.parser) c.parser->Finish();
-    c.encoder->FlushLiteral();
-    wire::AppendChannelEof(writer_->frames(), id, ch);
+    core_->Close(id, ch);
   } else {
     vm.rep->stream_bytes += uint64_t(n);
     TeeStream("sender", id, ch, ByteView(buf.data(), size_t(n)));
-    if (c.parser) {
-      c.parser->Feed(ByteView(buf.data(), size_t(n)));
-    } else {
-      c.encoder->OnLiteral(ByteView(buf.data(), size_t(n)));
-      vm.extra_channel_bytes += uint64_t(n);
-      vm.rep->passthrough_bytes = vm.extra_channel_bytes;
-    }
-    c.encoder->FlushLiteral();
+    core_->Feed(id, ch, ByteView(buf.data(), size_t(n)));
   }
-  vm.rep->link_bytes += writer_->frames()->size() - before;
-  vm.rep->pages_sent = vm.counters.pages_sent;
-  vm.rep->pages_referenced = vm.counters.pages_referenced;
-  if (c.parser) {
-    const auto& s = c.parser->stats();
-    vm.rep->zero_pages = s.zero_pages;
-    if (c.parser->mode() == qemu_stream::ParseMode::kPassThrough) {
-      vm.rep->passthrough_reason = c.parser->fallback_reason();
-      vm.rep->passthrough_bytes = s.passthrough_bytes + vm.extra_channel_bytes;
-    }
-  }
+  UpdateVmReport(vm, id);
   Bytes sealed = net_out_.TakeSpare();
+  compressor_.SetBacklog(net_out_.size());
   writer_->SealIfFull(&sealed);
   net_out_.AppendOwned(std::move(sealed));
+}
+
+void Sender::UpdateVmReport(Vm& vm, uint16_t id) {
+  const core::SourceVmStats& st = core_->stats(id);
+  vm.rep->frame_bytes = st.frame_bytes;
+  vm.rep->pages_sent = st.pages_sent;
+  vm.rep->pages_referenced = st.pages_referenced;
+  vm.rep->pages_delta = st.pages_delta;
+  vm.rep->delta_bytes = st.delta_bytes;
+  if (st.extra_channel_bytes) vm.rep->passthrough_bytes = st.extra_channel_bytes;
+  const qemu_stream::StreamParser& parser = core_->parser(id);
+  vm.rep->zero_pages = parser.stats().zero_pages;
+  if (parser.mode() == qemu_stream::ParseMode::kPassThrough) {
+    vm.rep->passthrough_reason = parser.fallback_reason();
+    vm.rep->passthrough_bytes = parser.stats().passthrough_bytes + st.extra_channel_bytes;
+  }
 }
 
 void Sender::WriteChannel(Vm& vm, uint8_t ch) {
@@ -366,6 +373,7 @@ Status Sender::OnNetReadable() {
 
 void Sender::Flush() {
   Bytes sealed = net_out_.TakeSpare();
+  compressor_.SetBacklog(net_out_.size());
   writer_->Flush(&sealed);
   net_out_.AppendOwned(std::move(sealed));
 }
@@ -516,6 +524,7 @@ Status Sender::Loop() {
   for (;;) {
     GANGMIG_RETURN_IF_ERROR(Step(20));
     CheckSources();
+    ShareLinkBytes();
     progress_.Update(report_->vms, report_->start_us);
     bool all = true;
     for (auto& vm : vms_) all = all && vm->finished;
@@ -540,6 +549,48 @@ void Sender::Finish() {
     for (auto& vm : vms_) unlink(vm->listen_path.c_str());
     rmdir(workdir_.c_str());
   }
+}
+
+// What each encoding saved, for --report. Records mix every VM's frames and are
+// compressed as a whole, so a VM's link bytes are its share of the frames times what
+// the link actually carried.
+void Sender::ShareLinkBytes() {
+  uint64_t frames = 0;
+  for (const VmReport& v : report_->vms) frames += v.frame_bytes;
+  if (frames == 0) return;
+  double per_frame_byte = double(report_->link_tx_bytes) / double(frames);
+  for (VmReport& v : report_->vms) v.link_bytes = uint64_t(per_frame_byte * double(v.frame_bytes));
+}
+
+void Sender::ReportEncoding() {
+  const encode::CompressionStats& z = compressor_.stats();
+  ShareLinkBytes();
+  uint64_t delta_pages = 0, delta_bytes = 0;
+  for (VmReport& v : report_->vms) {
+    delta_pages += v.pages_delta;
+    delta_bytes += v.delta_bytes;
+  }
+  report_->extra["encoding"] = {
+      {"features", wire::FeatureNames(features_)},
+      {"zstd_bodies", z.bodies},
+      {"zstd_compressed_bodies", z.compressed},
+      {"zstd_raw_bytes", z.raw_in},
+      {"zstd_out_bytes", z.zframes_out},
+      {"zstd_saved_bytes", z.raw_in - z.zframes_out},
+      {"zstd_cpu_seconds", z.cpu_seconds},
+      {"zstd_skipped_link_idle", z.skipped_idle},
+      {"zstd_skipped_incompressible", z.skipped_poor},
+      {"zstd_not_smaller", z.not_smaller},
+      {"delta_pages", delta_pages},
+      {"delta_bytes", delta_bytes},
+      {"delta_saved_bytes", delta_pages * (wire::kPageFrameSize - wire::kDeltaHeaderSize) - delta_bytes}};
+  if (!core_) return;
+  const index::PageIndex& idx = core_->index();
+  report_->extra["sender_index"] = {{"distinct_pages", idx.size()},
+                                    {"verify_bytes_held", idx.bytes_held()},
+                                    {"hash_collisions", idx.stats().hash_collisions},
+                                    {"unlinked_pages", idx.stats().unlinked},
+                                    {"sha256_pages", idx.stats().sha256_pages}};
 }
 
 Status Sender::Run() {
@@ -571,12 +622,7 @@ Status Sender::Run() {
   report_->end_us = WallMicros();
   report_->cpu_seconds = ProcessCpuSeconds() - cpu_start;
   report_->peak_rss_kib = PeakRssKib();
-  const index::PageIndex& idx = shared_.index;
-  report_->extra["sender_index"] = {{"distinct_pages", idx.size()},
-                                    {"verify_bytes_held", idx.bytes_held()},
-                                    {"hash_collisions", idx.stats().hash_collisions},
-                                    {"unlinked_pages", idx.stats().unlinked},
-                                    {"sha256_pages", idx.stats().sha256_pages}};
+  ReportEncoding();
   std::string failed;
   for (const VmReport& v : report_->vms) {
     if (v.status != "completed") failed += (failed.empty() ? "" : "; ") + v.name + ": " + v.error;

@@ -9,7 +9,9 @@
 
 #include "base/bytes.h"
 #include "base/status.h"
+#include "encode/frame_compressor.h"
 #include "migrate/report.h"
+#include "wire/wire_format.h"
 
 namespace gangmig::migrate {
 
@@ -22,6 +24,9 @@ struct SenderOptions {
   int timeout_s = 900;           // give up (and roll back) after this long
   uint64_t verify_copies = uint64_t{1} << 30;  // bytes of page copies kept to prove equality
   bool progress = true;
+  encode::CompressionOptions compression;  // of record bodies (when the receiver agrees)
+  uint16_t features = wire::kFeaturesKnown;  // offered to the receiver (wire::kFeature*)
+  uint16_t required_features = 0;            // refuse a receiver without these
 };
 
 // Makes SIGINT/SIGTERM end a running migration the safe way (rolled back, sources kept

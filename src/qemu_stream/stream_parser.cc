@@ -394,8 +394,9 @@ bool StreamParser::StepRam() {
       if (!(p = Take(8))) return false;
       return OnRamWord(LoadBE64(p));
     case State::kRamBlockName:
-      if (!TakeCounted(&len)) return false;
+      if (!(p = TakeCounted(&len))) return false;
       have_block_ = true;
+      where_.block = BlockId(AsView(p, len));
       Go(ram_record_is_page_ ? State::kPagePayload : State::kZeroFill);
       return true;
     case State::kZeroFill:
@@ -435,6 +436,7 @@ bool StreamParser::OnRamWord(uint64_t word) {
     case kRamFlagPage:
     case kRamFlagZero:
       ram_record_is_page_ = base == kRamFlagPage;
+      where_.page = word / kPageSize;
       if (!(flags & kRamFlagContinue)) {
         Go(State::kRamBlockName);
       } else if (!have_block_) {
@@ -466,6 +468,15 @@ bool StreamParser::OnRamWord(uint64_t word) {
   return FallBack(record_offset_, "unexpected RAM flags " + Hex(flags));
 }
 
+// Numbers block names in order of appearance. A VM has a handful of RAM blocks; past
+// kMaxBlocks distinct names (only a corrupt or hostile stream) pages stay unlocated.
+uint32_t StreamParser::BlockId(std::string_view name) {
+  auto it = block_ids_.find(std::string(name));
+  if (it != block_ids_.end()) return it->second;
+  if (block_ids_.size() >= kMaxBlocks) return kUnlocated;
+  return block_ids_.emplace(std::string(name), uint32_t(block_ids_.size())).first->second;
+}
+
 bool StreamParser::OnBlockLength(uint64_t at, uint64_t length) {
   if (length > blocks_left_) {
     return FallBack(at, "RAM block " + Quoted(block_name_) + " length " + Hex(length) +
@@ -480,7 +491,7 @@ bool StreamParser::ConsumePage() {
   size_t avail = in_.size() - pos_;
   FlushLiteral(pos_);
   if (page_have_ == 0 && avail >= kPageSize) {
-    sink_->OnPage(in_.subspan(pos_, kPageSize));
+    sink_->OnPage(in_.subspan(pos_, kPageSize), where_);
     pos_ += kPageSize;
     offset_ += kPageSize;
   } else {
@@ -492,7 +503,7 @@ bool StreamParser::ConsumePage() {
     lit_start_ = pos_;
     if (page_have_ < kPageSize) return false;
     page_have_ = 0;
-    sink_->OnPage(ByteView(page_buf_, kPageSize));
+    sink_->OnPage(ByteView(page_buf_, kPageSize), where_);
   }
   lit_start_ = pos_;
   stats_.pages++;

@@ -24,6 +24,15 @@ namespace gangmig::qemu_stream {
 
 inline constexpr size_t kPageSize = 4096;
 
+// Where a page lives in the VM: the RAM block (numbered 0, 1, ... in the order the
+// stream first names each block) and the page's index in it. The same location in a
+// later pre-copy round is the same page of guest memory, re-sent.
+struct PageLocation {
+  static constexpr uint32_t kUnlocated = UINT32_MAX;  // block: not tracked
+  uint32_t block = 0;
+  uint64_t page = 0;  // offset in the block / kPageSize
+};
+
 // Receives the stream back from the parser, in order. Concatenating the bytes of all
 // calls gives back exactly the bytes fed to the parser.
 class StreamSink {
@@ -32,8 +41,9 @@ class StreamSink {
   // A run of stream bytes to forward verbatim. May be called with any length >= 1.
   virtual void OnLiteral(ByteView bytes) = 0;
   // The 4096-byte payload of one RAM PAGE record (the record header before it was
-  // already given to OnLiteral). The span is only valid during the call.
-  virtual void OnPage(ByteView page) = 0;
+  // already given to OnLiteral) and where that page lives. The span is only valid
+  // during the call.
+  virtual void OnPage(ByteView page, const PageLocation& where) = 0;
 };
 
 enum class ParseMode {
@@ -117,6 +127,9 @@ class StreamParser {
   bool OnCommand(uint16_t cmd, uint16_t len);
   bool OnRamWord(uint64_t word);
   bool OnBlockLength(uint64_t at, uint64_t length);
+  uint32_t BlockId(std::string_view name);
+  static constexpr size_t kMaxBlocks = 1024;
+  static constexpr uint32_t kUnlocated = PageLocation::kUnlocated;
   bool OnSubsectionName(std::string_view name);
   bool OnFooter(uint64_t at, const uint8_t* p);
   bool ConsumePage();
@@ -178,6 +191,8 @@ class StreamParser {
   bool ram_record_is_page_ = false;  // the record being parsed is PAGE (else ZERO)
   uint64_t blocks_left_ = 0;         // MEM_SIZE: bytes of RAM not yet covered by the list
   std::string block_name_;           // block list entry being parsed, for messages
+  std::unordered_map<std::string, uint32_t> block_ids_;  // RAM block idstr -> number
+  PageLocation where_;  // of the ZERO/PAGE record being parsed
 };
 
 }  // namespace gangmig::qemu_stream

@@ -253,6 +253,11 @@ Status QemuVm::WaitForSerial(const std::string& marker, int timeout_ms) {
     seen += more.str();
     size_t from = old_size >= marker.size() ? old_size - marker.size() + 1 : 0;
     if (seen.find(marker, from) != std::string::npos) return Status::Ok();
+    if (seen.find("Kernel panic") != std::string::npos) {
+      return Error("the guest kernel panicked before \"" + marker +
+                   "\" (too little --mem for the image and workload?); serial tail:\n" +
+                   FileTail(serial_path()));
+    }
     if (stopped_ || HasExited()) {
       return Error("QEMU exited (" + exit_description_ + ") before \"" + marker +
                    "\" on the serial console; serial tail:\n" + FileTail(serial_path()));

@@ -23,7 +23,7 @@ namespace gangmig::wire {
 namespace {
 
 // What follows vm/channel in a frame.
-enum class Tail { kNone, kLen16, kLen32, kPage, kPageId };
+enum class Tail { kNone, kLen16, kLen32, kPage, kPageId, kPageIdLen16 };
 
 struct Layout {
   FrameType type;
@@ -44,6 +44,9 @@ constexpr Layout kLayouts[] = {
     {FrameType::kRef, "REF", true, true, Tail::kPageId, 0, 0, true, false},
     {FrameType::kChannelOpen, "CHANNEL_OPEN", true, true, Tail::kNone, 0, 0, true, false},
     {FrameType::kChannelEof, "CHANNEL_EOF", true, true, Tail::kNone, 0, 0, true, false},
+    {FrameType::kZFrames, "ZFRAMES", false, false, Tail::kLen32, kMinZFramesLen,
+     kMaxRecordBody - kZFramesHeaderSize, true, false},
+    {FrameType::kDelta, "DELTA", true, true, Tail::kPageIdLen16, 1, kMaxDeltaLen, true, false},
     {FrameType::kRpData, "RP_DATA", true, true, Tail::kLen32, 1, kMaxDataLen, false, true},
     {FrameType::kRpEof, "RP_EOF", true, true, Tail::kNone, 0, 0, false, true},
     {FrameType::kVmEvent, "VM_EVENT", true, false, Tail::kLen16, 1, kMaxJsonLen, false, true},
@@ -65,6 +68,8 @@ size_t TailHeaderSize(Tail t) {
     case Tail::kLen32:
     case Tail::kPageId:
       return 4;
+    case Tail::kPageIdLen16:
+      return 6;
     case Tail::kNone:
     case Tail::kPage:
       return 0;
@@ -121,6 +126,21 @@ void AppendPage(Bytes* out, uint16_t vm, uint8_t channel, ByteView page) {
 void AppendRef(Bytes* out, uint16_t vm, uint8_t channel, uint32_t page_id) {
   PutVmChannel(out, FrameType::kRef, vm, channel);
   PutBE32(out, page_id);
+}
+
+void AppendDelta(Bytes* out, uint16_t vm, uint8_t channel, uint32_t base_id, ByteView delta) {
+  assert(!delta.empty() && delta.size() <= kMaxDeltaLen);
+  PutVmChannel(out, FrameType::kDelta, vm, channel);
+  PutBE32(out, base_id);
+  PutBE16(out, uint16_t(delta.size()));
+  PutBytes(out, delta);
+}
+
+void PutZFramesHeader(uint8_t* at, size_t compressed_len, size_t raw_len) {
+  assert(compressed_len >= 1 && raw_len >= 1 && raw_len <= kMaxRecordBody);
+  at[0] = uint8_t(FrameType::kZFrames);
+  StoreBE32(at + 1, uint32_t(kZFramesRawLenSize + compressed_len));
+  StoreBE32(at + kZFramesHeaderSize, uint32_t(raw_len));
 }
 
 void AppendChannelOpen(Bytes* out, uint16_t vm, uint8_t channel) {
@@ -220,8 +240,12 @@ Result<bool> FrameReader::Next(Frame* f) {
     case Tail::kPageId:
       frame.page_id = LoadBE32(p + q);
       break;
+    case Tail::kPageIdLen16:
+      frame.page_id = LoadBE32(p + q);
+      payload = LoadBE16(p + q + 4);
+      break;
   }
-  if (l->tail == Tail::kLen16 || l->tail == Tail::kLen32) {
+  if (l->tail == Tail::kLen16 || l->tail == Tail::kLen32 || l->tail == Tail::kPageIdLen16) {
     if (payload < l->min_len) {
       return Error(std::string(l->name) + " length " + std::to_string(payload));
     }

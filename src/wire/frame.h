@@ -27,6 +27,13 @@ void AppendData(Bytes* out, uint16_t vm, uint8_t channel, ByteView data);
 // REQUIRES: page.size() == kPageSize
 void AppendPage(Bytes* out, uint16_t vm, uint8_t channel, ByteView page);
 void AppendRef(Bytes* out, uint16_t vm, uint8_t channel, uint32_t page_id);
+// REQUIRES: 1 <= delta.size() <= kMaxDeltaLen (the encoding is encode/delta.h's)
+void AppendDelta(Bytes* out, uint16_t vm, uint8_t channel, uint32_t base_id, ByteView delta);
+// Writes a ZFRAMES header (type | be32 len | be32 raw_len, kZFramesHeaderSize +
+// kZFramesRawLenSize bytes) at `at`, for a zstd frame of compressed_len bytes that
+// follows it and decompresses to raw_len bytes of frames.
+// REQUIRES: compressed_len >= 1, 1 <= raw_len <= kMaxRecordBody
+void PutZFramesHeader(uint8_t* at, size_t compressed_len, size_t raw_len);
 void AppendChannelOpen(Bytes* out, uint16_t vm, uint8_t channel);
 void AppendChannelEof(Bytes* out, uint16_t vm, uint8_t channel);
 // REQUIRES: 1 <= data.size() <= kMaxDataLen
@@ -52,8 +59,9 @@ struct Frame {
   FrameType type = FrameType::kGoodbye;
   uint16_t vm = 0;
   uint8_t channel = 0;
-  uint32_t page_id = 0;  // REF only
-  ByteView payload;      // DATA/RP_DATA bytes, PAGE content, JSON, ABORT reason
+  uint32_t page_id = 0;  // REF: the page; DELTA: its base page
+  ByteView payload;      // DATA/RP_DATA bytes, PAGE content, DELTA bytes, ZFRAMES
+                         // payload (be32 raw_len | zstd frame), JSON, ABORT reason
 };
 
 // Walks the frames of one record body.

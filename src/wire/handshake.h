@@ -11,6 +11,8 @@
 #pragma once
 
 #include <array>
+#include <cstdint>
+#include <string>
 
 #include "base/bytes.h"
 #include "base/status.h"
@@ -26,6 +28,9 @@ struct SessionKeys {
   Bytes s2c;  // receiver -> sender records
 };
 
+// "zstd, delta" (unknown bits as hex, "none" for 0): for messages.
+std::string FeatureNames(uint16_t features);
+
 // OK when `key` can serve as the shared key (at least kMinKeySize bytes).
 Status ValidateKey(ByteView key);
 
@@ -35,9 +40,10 @@ Nonce RandomNonce();
 class ClientHandshake {
  public:
   // REQUIRES: ValidateKey(key).ok(). The key is copied (and wiped on destruction).
-  explicit ClientHandshake(ByteView key);
+  // `offered`: the kFeature* bits this sender can use.
+  ClientHandshake(ByteView key, uint16_t offered);
   // Fixed nonce, for tests and golden vectors only.
-  ClientHandshake(ByteView key, const Nonce& nonce_c);
+  ClientHandshake(ByteView key, uint16_t offered, const Nonce& nonce_c);
   ~ClientHandshake();
 
   // The ClientHello (kClientHelloSize bytes) to send first.
@@ -47,19 +53,24 @@ class ClientHandshake {
   Result<Bytes> OnServerHello(ByteView server_hello);
   // REQUIRES: OnServerHello() succeeded.
   const SessionKeys& keys() const { return keys_; }
+  // The features of this session (a subset of `offered`). REQUIRES: as keys().
+  uint16_t agreed() const { return agreed_; }
 
  private:
   Bytes key_;
   Nonce nonce_c_;
+  uint16_t offered_;
+  uint16_t agreed_ = 0;
   SessionKeys keys_;
 };
 
 class ServerHandshake {
  public:
   // REQUIRES: ValidateKey(key).ok(). The key is copied (and wiped on destruction).
-  explicit ServerHandshake(ByteView key);
+  // `supported`: the kFeature* bits this receiver accepts.
+  ServerHandshake(ByteView key, uint16_t supported);
   // Fixed nonce, for tests and golden vectors only.
-  ServerHandshake(ByteView key, const Nonce& nonce_s);
+  ServerHandshake(ByteView key, uint16_t supported, const Nonce& nonce_s);
   ~ServerHandshake();
 
   // Checks the client's hello; returns the ServerHello (with the server's proof).
@@ -71,10 +82,15 @@ class ServerHandshake {
   Status OnClientProof(ByteView proof);
   // REQUIRES: OnClientProof() succeeded.
   const SessionKeys& keys() const { return keys_; }
+  // offered & supported: the features of this session. REQUIRES: OnClientHello() succeeded.
+  uint16_t agreed() const { return agreed_; }
 
  private:
   Bytes key_;
   Nonce nonce_s_;
+  uint16_t supported_;
+  uint16_t offered_ = 0;
+  uint16_t agreed_ = 0;
   Nonce nonce_c_{};
   bool have_hello_ = false;
   SessionKeys keys_;

@@ -26,8 +26,8 @@ Outcome Handshake(ClientHandshake& c, ServerHandshake& s) {
 }
 
 TEST(WireHandshake, SucceedsAndBothSidesAgreeOnKeys) {
-  ClientHandshake c(kKey);
-  ServerHandshake s(kKey);
+  ClientHandshake c(kKey, kFeaturesKnown);
+  ServerHandshake s(kKey, kFeaturesKnown);
   Outcome o = Handshake(c, s);
   ASSERT_TRUE(o.client.ok()) << o.client.message();
   ASSERT_TRUE(o.server.ok()) << o.server.message();
@@ -39,8 +39,8 @@ TEST(WireHandshake, SucceedsAndBothSidesAgreeOnKeys) {
 }
 
 TEST(WireHandshake, EverySessionHasFreshKeys) {
-  ClientHandshake c1(kKey), c2(kKey);
-  ServerHandshake s1(kKey), s2(kKey);
+  ClientHandshake c1(kKey, kFeaturesKnown), c2(kKey, kFeaturesKnown);
+  ServerHandshake s1(kKey, kFeaturesKnown), s2(kKey, kFeaturesKnown);
   ASSERT_TRUE(Handshake(c1, s1).server.ok());
   ASSERT_TRUE(Handshake(c2, s2).server.ok());
   EXPECT_NE(c1.Hello(), c2.Hello());
@@ -48,8 +48,8 @@ TEST(WireHandshake, EverySessionHasFreshKeys) {
 }
 
 TEST(WireHandshake, SenderRefusesReceiverWithoutTheKey) {
-  ClientHandshake c(kKey);
-  ServerHandshake s(kOtherKey);
+  ClientHandshake c(kKey, kFeaturesKnown);
+  ServerHandshake s(kOtherKey, kFeaturesKnown);
   Outcome o = Handshake(c, s);
   ASSERT_FALSE(o.client.ok());
   EXPECT_EQ(o.client.message(),
@@ -61,8 +61,8 @@ TEST(WireHandshake, ReceiverRefusesSenderWithoutTheKey) {
   // the key it has.
   Nonce nc{}, ns{};
   ns[0] = 1;
-  ClientHandshake c(kOtherKey, nc);
-  ServerHandshake s(kKey, ns);
+  ClientHandshake c(kOtherKey, kFeaturesKnown, nc);
+  ServerHandshake s(kKey, kFeaturesKnown, ns);
   ASSERT_TRUE(s.OnClientHello(c.Hello()).ok());
   Mac forged = HmacSha256Of(kOtherKey, {AsBytes(kClientProofLabel), nc, ns});
   Status st = s.OnClientProof(forged);
@@ -71,8 +71,8 @@ TEST(WireHandshake, ReceiverRefusesSenderWithoutTheKey) {
 }
 
 TEST(WireHandshake, ReplayedClientProofIsRefused) {
-  ClientHandshake c(kKey);
-  ServerHandshake s1(kKey), s2(kKey);
+  ClientHandshake c(kKey, kFeaturesKnown);
+  ServerHandshake s1(kKey, kFeaturesKnown), s2(kKey, kFeaturesKnown);
   Bytes hello = c.Hello();
   ASSERT_TRUE(s2.OnClientHello(hello).ok());
   Result<Bytes> proof = c.OnServerHello(*s1.OnClientHello(hello));
@@ -84,8 +84,8 @@ TEST(WireHandshake, ReplayedClientProofIsRefused) {
 }
 
 TEST(WireHandshake, TamperedNoncesAreDetected) {
-  ClientHandshake c(kKey);
-  ServerHandshake s(kKey);
+  ClientHandshake c(kKey, kFeaturesKnown);
+  ServerHandshake s(kKey, kFeaturesKnown);
   Bytes hello = c.Hello();
   hello[kHelloHeaderSize] ^= 1;  // a middleman changes nonce_c
   Result<Bytes> sh = s.OnClientHello(hello);
@@ -95,23 +95,23 @@ TEST(WireHandshake, TamperedNoncesAreDetected) {
   EXPECT_EQ(proof.status().message(),
             "handshake: the receiver does not know the shared key (proof mismatch)");
 
-  ClientHandshake c2(kKey);
-  ServerHandshake s2(kKey);
+  ClientHandshake c2(kKey, kFeaturesKnown);
+  ServerHandshake s2(kKey, kFeaturesKnown);
   Bytes sh2 = *s2.OnClientHello(c2.Hello());
   sh2[kHelloHeaderSize + 5] ^= 1;  // ... or nonce_s
   EXPECT_FALSE(c2.OnServerHello(sh2).ok());
 }
 
 TEST(WireHandshake, BadMagic) {
-  ServerHandshake s(kKey);
+  ServerHandshake s(kKey, kFeaturesKnown);
   std::string http = "GET / HTTP/1.1\r\nHost: example\r\n\r\n.......";
   ASSERT_EQ(http.size(), kClientHelloSize);
   Result<Bytes> r = s.OnClientHello(AsBytes(http));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().message(), "handshake: bad magic (not a gangmig peer)");
 
-  ClientHandshake c(kKey);
-  ServerHandshake s2(kKey);
+  ClientHandshake c(kKey, kFeaturesKnown);
+  ServerHandshake s2(kKey, kFeaturesKnown);
   Bytes sh = *s2.OnClientHello(c.Hello());
   sh[0] = 'X';
   Result<Bytes> r2 = c.OnServerHello(sh);
@@ -120,40 +120,89 @@ TEST(WireHandshake, BadMagic) {
 }
 
 TEST(WireHandshake, UnsupportedVersion) {
-  ClientHandshake c(kKey);
+  ClientHandshake c(kKey, kFeaturesKnown);
   Bytes hello = c.Hello();
   hello[4] = 0;
   hello[5] = 1;  // a version 1 peer (HMAC-SHA256 record tags)
-  ServerHandshake s(kKey);
+  ServerHandshake s(kKey, kFeaturesKnown);
   Result<Bytes> r = s.OnClientHello(hello);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().message(),
-            "handshake: unsupported protocol version 1 (this build speaks 3)");
+            "handshake: unsupported protocol version 1 (this build speaks 4)");
 
-  ServerHandshake s2(kKey);
+  ServerHandshake s2(kKey, kFeaturesKnown);
   Bytes sh = *s2.OnClientHello(c.Hello());
   sh[4] = 1;
   sh[5] = 0;  // 256
   Result<Bytes> r2 = c.OnServerHello(sh);
   ASSERT_FALSE(r2.ok());
   EXPECT_EQ(r2.status().message(),
-            "handshake: unsupported protocol version 256 (this build speaks 3)");
+            "handshake: unsupported protocol version 256 (this build speaks 4)");
 }
 
-TEST(WireHandshake, UnknownFlags) {
-  ClientHandshake c(kKey);
+TEST(WireHandshake, Version3PeerIsRefused) {
+  ClientHandshake c(kKey, kFeaturesKnown);
   Bytes hello = c.Hello();
-  hello[7] = 0x01;
-  ServerHandshake s(kKey);
+  hello[5] = 3;  // a version 3 sender (no features, no ZFRAMES/DELTA)
+  hello[7] = 0;
+  ServerHandshake s(kKey, kFeaturesKnown);
   Result<Bytes> r = s.OnClientHello(hello);
   ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "handshake: unsupported protocol version 3 (this build speaks 4)");
+}
+
+TEST(WireHandshake, FeaturesAreTheIntersection) {
+  ClientHandshake c(kKey, kFeatureZstd | kFeatureDelta);
+  ServerHandshake s(kKey, kFeatureZstd);
+  Outcome o = Handshake(c, s);
+  ASSERT_TRUE(o.server.ok()) << o.server.message();
+  EXPECT_EQ(c.agreed(), kFeatureZstd);
+  EXPECT_EQ(s.agreed(), kFeatureZstd);
+  EXPECT_EQ(c.keys().c2s, s.keys().c2s);
+
+  ClientHandshake c2(kKey, 0);
+  ServerHandshake s2(kKey, kFeaturesKnown);
+  ASSERT_TRUE(Handshake(c2, s2).server.ok());
+  EXPECT_EQ(c2.agreed(), 0);
+}
+
+TEST(WireHandshake, UnknownFeatureBitsAreNotAgreed) {
+  // A newer sender may offer features this build does not know: they are left out.
+  ClientHandshake c(kKey, kFeatureZstd | 0x8000);
+  ServerHandshake s(kKey, 0xffff);
+  ASSERT_TRUE(Handshake(c, s).server.ok());
+  EXPECT_EQ(c.agreed(), kFeatureZstd);
+  EXPECT_EQ(FeatureNames(uint16_t(kFeatureZstd | kFeatureDelta | 0x8000)), "zstd, delta, 0x8000");
+  EXPECT_EQ(FeatureNames(0), "none");
+}
+
+TEST(WireHandshake, AlteredFeaturesFailTheProofs) {
+  // A man in the middle strips zstd from the sender's offer: the server's proof covers
+  // what it saw, so the client refuses it.
+  ClientHandshake c(kKey, kFeaturesKnown);
+  ServerHandshake s(kKey, kFeaturesKnown);
+  Bytes hello = c.Hello();
+  hello[7] &= uint8_t(~kFeatureZstd);
+  Bytes sh = *s.OnClientHello(hello);
+  Result<Bytes> r = c.OnServerHello(sh);
+  ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().message(),
-            "handshake: unknown flags 0x0001 (protocol version 3 defines none)");
+            "handshake: the receiver does not know the shared key (proof mismatch)");
+
+  // ... or adds a feature to the server's answer.
+  ClientHandshake c2(kKey, kFeatureZstd);
+  ServerHandshake s2(kKey, kFeaturesKnown);
+  Bytes sh2 = *s2.OnClientHello(c2.Hello());
+  sh2[7] |= kFeatureDelta;
+  Result<Bytes> r2 = c2.OnServerHello(sh2);
+  ASSERT_FALSE(r2.ok());
+  EXPECT_EQ(r2.status().message(),
+            "handshake: the receiver agreed to features that were not offered (delta)");
 }
 
 TEST(WireHandshake, WrongMessageSizes) {
-  ClientHandshake c(kKey);
-  ServerHandshake s(kKey);
+  ClientHandshake c(kKey, kFeaturesKnown);
+  ServerHandshake s(kKey, kFeaturesKnown);
   Bytes hello = c.Hello();
   hello.pop_back();
   Result<Bytes> r = s.OnClientHello(hello);

@@ -145,16 +145,32 @@ size_t RecordWriter::CutPoint() const {
   return cut > 0 ? cut : kMaxRecordBody;  // broken contract: the peer will refuse it
 }
 
+// With a transform that took the body: seals what it wrote instead (a copy, but of a
+// smaller body).
+bool RecordWriter::Transformed(ByteView body, Bytes* out) {
+  if (transform_ == nullptr) return false;
+  transformed_.clear();
+  if (!transform_->Transform(body, &transformed_)) return false;
+  assert(!transformed_.empty() && transformed_.size() < body.size());
+  sealer_->Seal(transformed_, out);
+  return true;
+}
+
 // Rare (a body grown past kMaxRecordBody): the first n body bytes are copied out.
 void RecordWriter::SealPrefix(size_t n, Bytes* out) {
   auto body = pending_.begin() + ptrdiff_t(kRecordHeaderSize);
-  sealer_->Seal(ByteView(&*body, n), out);
+  if (!Transformed(ByteView(&*body, n), out)) sealer_->Seal(ByteView(&*body, n), out);
   pending_.erase(body, body + ptrdiff_t(n));
   boundary_ = 0;
 }
 
 // The common case: the whole pending body becomes one record where it lies.
 void RecordWriter::SealWhole(Bytes* out) {
+  if (Transformed(ByteView(pending_.data() + kRecordHeaderSize, pending()), out)) {
+    pending_.resize(kRecordHeaderSize);  // keeps its capacity: the next body reuses it
+    boundary_ = 0;
+    return;
+  }
   sealer_->SealTail(&pending_, 0);
   if (out->empty()) {
     out->swap(pending_);

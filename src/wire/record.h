@@ -72,6 +72,17 @@ class RecordOpener {
   Status error_;
 };
 
+// Rewrites a record body before it is sealed: given the frames about to be sealed, it
+// may write an equivalent, smaller body to *out (for example one ZFRAMES frame holding
+// them compressed, encode/frame_compressor.h) and return true; false seals the body as
+// it is. What it writes must decode to the same frames, in the same order.
+class BodyTransform {
+ public:
+  virtual ~BodyTransform() = default;
+  // REQUIRES on true: 1 <= out->size() < body.size()
+  virtual bool Transform(ByteView body, Bytes* out) = 0;
+};
+
 // How many body bytes RecordWriter gathers before sealing a record. A sender policy,
 // not part of the format: any body of 1..kMaxRecordBody bytes is valid.
 inline constexpr size_t kDefaultTargetBody = 256 * 1024;
@@ -101,8 +112,12 @@ class RecordWriter {
 
   // Body bytes pending (frames appended since the last record).
   size_t pending() const { return pending_.size() - kRecordHeaderSize; }
+  // Every body sealed from now on goes through `transform` first (nullptr: none).
+  // `transform` must outlive the writer or be replaced first.
+  void SetTransform(BodyTransform* transform) { transform_ = transform; }
 
  private:
+  bool Transformed(ByteView body, Bytes* out);
   void SealOversized(Bytes* out);
   size_t CutPoint() const;
   void SealPrefix(size_t n, Bytes* out);
@@ -110,6 +125,8 @@ class RecordWriter {
   void Reset();
 
   RecordSealer* sealer_;
+  BodyTransform* transform_ = nullptr;
+  Bytes transformed_;  // the transform's output, reused
   size_t target_;
   Bytes pending_;
   size_t boundary_ = 0;  // a frame boundary in pending_ (its size at the last call)

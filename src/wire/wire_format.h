@@ -1,4 +1,4 @@
-// Constants of the gangmig wire protocol, version 3: the handshake messages, the record
+// Constants of the gangmig wire protocol, version 4: the handshake messages, the record
 // layer and the frame types. Constants only; the format itself is described in
 // docs/WIRE.md, and the code that reads and writes it lives in handshake.h, record.h and
 // frame.h. Changing any value here changes the protocol: bump kProtocolVersion.
@@ -14,9 +14,17 @@ namespace gangmig::wire {
 inline constexpr uint8_t kMagic[4] = {'G', 'G', 'M', 'G'};
 // Version 2 replaced version 1's record MAC (truncated HMAC-SHA256) by ChaCha20-Poly1305;
 // version 3 takes the sequence number out of the MAC's associated data (it stays in the
-// nonce), so a record's MAC input is its bytes as they lie in memory.
-inline constexpr uint16_t kProtocolVersion = 3;
-inline constexpr uint16_t kHelloFlags = 0;  // no flags are defined in version 3
+// nonce), so a record's MAC input is its bytes as they lie in memory; version 4 turns the
+// hello's flags into a feature set that both ends negotiate (and the proofs cover), and
+// adds the ZFRAMES and DELTA frames.
+inline constexpr uint16_t kProtocolVersion = 4;
+
+// Features: the ClientHello offers a set, the ServerHello answers the subset both ends
+// use for the session. Bits not defined here are never offered and never agreed.
+inline constexpr uint16_t kFeatureZstd = 0x0001;   // ZFRAMES frames (sender -> receiver)
+inline constexpr uint16_t kFeatureDelta = 0x0002;  // DELTA frames (sender -> receiver)
+// Reserved, not offered by this build: 0x0004 record encryption, 0x0008 destination cache.
+inline constexpr uint16_t kFeaturesKnown = kFeatureZstd | kFeatureDelta;
 
 inline constexpr size_t kMinKeySize = 16;  // bytes of the shared key file, at least
 inline constexpr size_t kNonceSize = 32;
@@ -32,12 +40,12 @@ inline constexpr size_t kServerHelloSize = kHelloHeaderSize + kNonceSize + kMacS
 // proof_c[32]
 inline constexpr size_t kClientProofSize = kMacSize;  // 32
 
-// HMAC labels, used as the first bytes of the MAC input (no terminating NUL). The "v1"
-// names the handshake's derivation, which protocol versions 2 and 3 left unchanged.
-inline constexpr std::string_view kServerProofLabel = "gangmig v1 server";
-inline constexpr std::string_view kClientProofLabel = "gangmig v1 client";
-inline constexpr std::string_view kClientToServerLabel = "gangmig v1 c2s";
-inline constexpr std::string_view kServerToClientLabel = "gangmig v1 s2c";
+// HMAC labels, used as the first bytes of the MAC input (no terminating NUL). Version 4
+// changed the derivation (the features are inside every proof and key), hence "v4".
+inline constexpr std::string_view kServerProofLabel = "gangmig v4 server";
+inline constexpr std::string_view kClientProofLabel = "gangmig v4 client";
+inline constexpr std::string_view kClientToServerLabel = "gangmig v4 c2s";
+inline constexpr std::string_view kServerToClientLabel = "gangmig v4 s2c";
 
 // ---- Record layer --------------------------------------------------------------------
 // be32 body_len | body[body_len] | tag[16]
@@ -58,6 +66,8 @@ enum class FrameType : uint8_t {
   kRef = 0x04,          // sender:   be16 vm | u8 channel | be32 page_id
   kChannelOpen = 0x05,  // sender:   be16 vm | u8 channel
   kChannelEof = 0x06,   // sender:   be16 vm | u8 channel
+  kZFrames = 0x07,      // sender:   be32 len | be32 raw_len | zstd frame (kFeatureZstd)
+  kDelta = 0x08,        // sender:   be16 vm | u8 channel | be32 base_id | be16 len | delta
   kRpData = 0x10,       // receiver: be16 vm | u8 channel | be32 len | bytes
   kRpEof = 0x11,        // receiver: be16 vm | u8 channel
   kVmEvent = 0x12,      // receiver: be16 vm | be16 len | JSON
@@ -70,12 +80,19 @@ inline constexpr size_t kMaxChannels = 64;  // channel ids 0..63; 0 is the main 
 inline constexpr size_t kPageSize = 4096;
 inline constexpr size_t kMaxDataLen = 1u << 20;  // DATA and RP_DATA payload, 1..1 MiB
 inline constexpr size_t kMaxJsonLen = 65535;     // VM_OPEN, VM_EVENT; also ABORT reasons
+inline constexpr size_t kMaxDeltaLen = kPageSize;  // DELTA payload, 1..4096 (encode/delta.h)
+// ZFRAMES payload: be32 raw_len, then a zstd frame that decompresses to exactly raw_len
+// (1..kMaxRecordBody) bytes of whole frames, none of them ZFRAMES.
+inline constexpr size_t kZFramesRawLenSize = 4;
+inline constexpr size_t kMinZFramesLen = kZFramesRawLenSize + 1;
 
 // Fixed part of each frame, type byte included.
 inline constexpr size_t kVmOpenHeaderSize = 5;           // type | vm | len
 inline constexpr size_t kDataHeaderSize = 8;             // type | vm | channel | len
 inline constexpr size_t kPageFrameSize = 4 + kPageSize;  // type | vm | channel | page
 inline constexpr size_t kRefFrameSize = 8;               // type | vm | channel | page_id
+inline constexpr size_t kDeltaHeaderSize = 10;           // type | vm | channel | id | len
+inline constexpr size_t kZFramesHeaderSize = 5;          // type | len
 inline constexpr size_t kChannelFrameSize = 4;           // type | vm | channel
 inline constexpr size_t kVmEventHeaderSize = 5;          // type | vm | len
 inline constexpr size_t kAbortHeaderSize = 3;            // type | len

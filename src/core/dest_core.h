@@ -1,0 +1,68 @@
+// The destination core: the receiver's data path for one session, without sockets,
+// threads or QMP. Verified record bodies' frames go in; each VM channel's stream bytes
+// come out, exactly as the source QEMU wrote them. `receive`, the pipeline tests and the
+// micro-benchmarks all run this same code.
+//
+//   ZFRAMES -> zstd -> the frames inside, handled in order (no nesting)
+//   DATA -> bytes;  PAGE -> store, bytes;  REF -> stored page;  DELTA -> base + runs, store
+//   any other sender frame -> Output::OnControl (VM_OPEN, CHANNEL_*, ABORT, GOODBYE)
+#pragma once
+
+#include <cstdint>
+
+#include "base/bytes.h"
+#include "base/status.h"
+#include "encode/zstd_codec.h"
+#include "index/page_index.h"
+#include "wire/frame.h"
+
+namespace gangmig::core {
+
+struct DestStats {
+  uint64_t zframes = 0;         // ZFRAMES frames expanded
+  uint64_t zframes_bytes = 0;   // their size on the wire (frame included)
+  uint64_t zframes_raw = 0;     // what they expanded to
+  uint64_t pages = 0;           // PAGE frames
+  uint64_t refs = 0;            // REF frames
+  uint64_t deltas = 0;          // DELTA frames
+};
+
+class DestCore {
+ public:
+  // Where the core's results go; calls come in frame order.
+  class Output {
+   public:
+    virtual ~Output() = default;
+    // The next bytes of channel f.channel of VM f.vm (a DATA payload or a whole page).
+    // `bytes` is valid only during the call.
+    virtual Status OnStreamBytes(const wire::Frame& f, ByteView bytes) = 0;
+    // Any other frame from the sender: VM_OPEN, CHANNEL_OPEN, CHANNEL_EOF, ABORT, GOODBYE.
+    virtual Status OnControl(const wire::Frame& f) = 0;
+  };
+
+  // `features`: what the handshake agreed (wire::kFeature*); ZFRAMES and DELTA frames
+  // are refused unless their feature was agreed.
+  explicit DestCore(uint16_t features);
+
+  // Handles one frame of a verified body. The first error ends the session: its text
+  // names the frame ("DELTA to page id 7 but only 3 pages were sent").
+  Status OnFrame(const wire::Frame& f, Output* out);
+
+  uint32_t pages() const { return store_.size(); }
+  uint64_t bytes_held() const { return store_.bytes_held(); }
+  const DestStats& stats() const { return stats_; }
+
+ private:
+  Status Expand(const wire::Frame& f, Output* out);
+  Result<ByteView> Page(const wire::Frame& f);
+
+  uint16_t features_;
+  bool goodbye_ = false;
+  index::PageStore store_;
+  encode::ZstdDecompressor zstd_;
+  Bytes expanded_;  // the frames of the ZFRAMES being handled
+  uint8_t page_[wire::kPageSize];
+  DestStats stats_;
+};
+
+}  // namespace gangmig::core

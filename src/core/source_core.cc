@@ -1,0 +1,151 @@
+// How the source core names a page on the wire. Every page the parser finds is looked
+// up in the session's PageIndex, which proves equality (docs/DESIGN.md) before it
+// returns an existing id:
+//   - content already sent (by any VM, in any round)     -> REF id
+//   - new content, and the receiver holds an earlier version of the same guest page that
+//     differs in few bytes                               -> DELTA base_id + changed runs
+//   - new content otherwise                              -> PAGE (the 4 KiB)
+// PAGE and DELTA both give the new content the next id, on both ends, so ids stay dense
+// and in wire order. The "earlier version" is the id last sent for the page's location
+// (RAM block, page number), one uint32 per guest page, and its bytes come from the
+// index's verification copies; a delta is only ever computed against those exact bytes,
+// so a stale or wrong location costs compression, never correctness.
+#include "core/source_core.h"
+
+#include <algorithm>
+#include <cassert>
+
+#include "encode/delta.h"
+#include "wire/frame.h"
+
+namespace gangmig::core {
+namespace {
+constexpr uint32_t kNone = UINT32_MAX;
+constexpr uint64_t kMaxTrackedPage = uint64_t{1} << 26;  // 256 GiB per RAM block
+}  // namespace
+
+struct SourceCore::Vm {
+  SourceVmStats stats;
+  std::vector<std::unique_ptr<ChannelEncoder>> channels;
+  std::unique_ptr<qemu_stream::StreamParser> parser;  // channel 0
+  std::vector<std::vector<uint32_t>> last;            // [block][page] -> last id sent
+};
+
+class SourceCore::ChannelEncoder : public qemu_stream::StreamSink {
+ public:
+  ChannelEncoder(SourceCore* core, Vm* vm, uint16_t vm_id, uint8_t ch)
+      : core_(core), vm_(vm), vm_id_(vm_id), ch_(ch) {}
+
+  void OnLiteral(ByteView bytes) override { PutBytes(&literal_, bytes); }
+  void OnPage(ByteView page, const qemu_stream::PageLocation& where) override;
+  // Emits held literal bytes as DATA frames (at most kMaxDataLen each).
+  void FlushLiteral();
+
+ private:
+  uint32_t* LastSlot(const qemu_stream::PageLocation& where);
+  bool SendDelta(ByteView page, uint32_t base);
+
+  SourceCore* core_;
+  Vm* vm_;
+  uint16_t vm_id_;
+  uint8_t ch_;
+  Bytes literal_;
+  Bytes delta_;  // scratch
+};
+
+void SourceCore::ChannelEncoder::OnPage(ByteView page, const qemu_stream::PageLocation& where) {
+  FlushLiteral();
+  Bytes* out = core_->frames_;
+  auto look = core_->index_.FindOrInsert(page);
+  uint32_t* last = core_->options_.delta ? LastSlot(where) : nullptr;
+  if (!look.inserted) {
+    wire::AppendRef(out, vm_id_, ch_, look.id);
+    ++vm_->stats.pages_referenced;
+  } else if (last == nullptr || *last == kNone || !SendDelta(page, *last)) {
+    wire::AppendPage(out, vm_id_, ch_, page);
+    ++vm_->stats.pages_sent;
+  }
+  if (last != nullptr) *last = look.id;
+}
+
+bool SourceCore::ChannelEncoder::SendDelta(ByteView page, uint32_t base) {
+  ByteView base_bytes = core_->index_.CopyOf(base);
+  if (base_bytes.empty()) return false;  // past the copy budget: no bytes to diff against
+  delta_.clear();
+  size_t n = encode::EncodeDelta(base_bytes, page, core_->options_.max_delta, &delta_);
+  if (n == 0) return false;
+  wire::AppendDelta(core_->frames_, vm_id_, ch_, base, delta_);
+  ++vm_->stats.pages_delta;
+  vm_->stats.delta_bytes += n;
+  return true;
+}
+
+uint32_t* SourceCore::ChannelEncoder::LastSlot(const qemu_stream::PageLocation& where) {
+  if (where.block == qemu_stream::PageLocation::kUnlocated || where.page >= kMaxTrackedPage)
+    return nullptr;
+  auto& blocks = vm_->last;
+  if (where.block >= blocks.size()) blocks.resize(where.block + 1);
+  auto& pages = blocks[where.block];
+  if (where.page >= pages.size()) {
+    size_t grown = std::max<size_t>(where.page + 1, std::min<size_t>(2 * pages.size(), kMaxTrackedPage));
+    pages.resize(grown, kNone);
+  }
+  return &pages[where.page];
+}
+
+void SourceCore::ChannelEncoder::FlushLiteral() {
+  for (size_t at = 0; at < literal_.size(); at += wire::kMaxDataLen) {
+    size_t n = std::min(wire::kMaxDataLen, literal_.size() - at);
+    wire::AppendData(core_->frames_, vm_id_, ch_, ByteView(literal_.data() + at, n));
+  }
+  literal_.clear();
+}
+
+SourceCore::SourceCore(const SourceOptions& options, Bytes* frames)
+    : options_(options), frames_(frames), index_(options.index) {}
+
+SourceCore::~SourceCore() = default;
+
+void SourceCore::OpenChannel(uint16_t vm, uint8_t ch) {
+  if (vm >= vms_.size()) vms_.resize(vm + 1);
+  if (!vms_[vm]) vms_[vm] = std::make_unique<Vm>();
+  Vm& v = *vms_[vm];
+  assert(ch == v.channels.size());
+  v.channels.push_back(std::make_unique<ChannelEncoder>(this, &v, vm, ch));
+  if (ch == 0) {
+    v.parser = std::make_unique<qemu_stream::StreamParser>(v.channels[0].get());
+  } else {
+    size_t before = frames_->size();
+    wire::AppendChannelOpen(frames_, vm, ch);
+    v.stats.frame_bytes += frames_->size() - before;
+  }
+}
+
+void SourceCore::Feed(uint16_t vm, uint8_t ch, ByteView bytes) {
+  Vm& v = *vms_[vm];
+  size_t before = frames_->size();
+  ChannelEncoder& enc = *v.channels[ch];
+  if (ch == 0) {
+    v.parser->Feed(bytes);
+  } else {
+    enc.OnLiteral(bytes);
+    v.stats.extra_channel_bytes += bytes.size();
+  }
+  enc.FlushLiteral();
+  v.stats.frame_bytes += frames_->size() - before;
+}
+
+void SourceCore::Close(uint16_t vm, uint8_t ch) {
+  Vm& v = *vms_[vm];
+  size_t before = frames_->size();
+  if (ch == 0) v.parser->Finish();
+  v.channels[ch]->FlushLiteral();
+  wire::AppendChannelEof(frames_, vm, ch);
+  v.stats.frame_bytes += frames_->size() - before;
+}
+
+const SourceVmStats& SourceCore::stats(uint16_t vm) const { return vms_[vm]->stats; }
+
+const qemu_stream::StreamParser& SourceCore::parser(uint16_t vm) const { return *vms_[vm]->parser; }
+
+}  // namespace gangmig::core

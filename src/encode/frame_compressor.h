@@ -1,0 +1,59 @@
+// The sender's record-body compressor: turns the frames of a record body into one
+// ZFRAMES frame (zstd) when that pays, and says how much it saved. It plugs into
+// wire::RecordWriter as its BodyTransform; the policy deciding when to compress lives
+// here too, fed with the link's backlog by the session.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "encode/zstd_codec.h"
+#include "wire/record.h"
+
+namespace gangmig::encode {
+
+struct CompressionOptions {
+  enum class Mode {
+    kOff,     // never compress
+    kAuto,    // compress while the link is the bottleneck and the data compresses
+    kAlways,  // compress every body (sent raw only when compression does not shrink it)
+  };
+  Mode mode = Mode::kAuto;
+  int level = 1;  // zstd level; negative levels are zstd's fast ones
+  // kAuto compresses only while at least this many bytes wait for the link.
+  size_t busy_backlog = 128 * 1024;
+};
+
+struct CompressionStats {
+  uint64_t bodies = 0;              // bodies seen
+  uint64_t compressed = 0;          // sent as ZFRAMES
+  uint64_t raw_in = 0;              // bytes of the bodies sent as ZFRAMES
+  uint64_t zframes_out = 0;         // bytes of those ZFRAMES frames
+  uint64_t skipped_idle = 0;        // kAuto: the link was waiting for us
+  uint64_t skipped_poor = 0;        // kAuto: recent bodies did not compress
+  uint64_t not_smaller = 0;         // compressed, but sent raw: it did not shrink
+  double cpu_seconds = 0;           // thread CPU time spent compressing
+};
+
+class FrameCompressor : public wire::BodyTransform {
+ public:
+  explicit FrameCompressor(const CompressionOptions& options) : options_(options) {}
+
+  // Bytes sealed but not yet taken by the link's socket; set before each seal.
+  void SetBacklog(size_t bytes) { backlog_ = bytes; }
+  bool Transform(ByteView body, Bytes* out) override;
+  const CompressionStats& stats() const { return stats_; }
+
+ private:
+  bool ShouldTry();
+  void Observe(double ratio);
+
+  CompressionOptions options_;
+  ZstdCompressor zstd_;
+  CompressionStats stats_;
+  size_t backlog_ = 0;
+  double recent_ratio_ = 0.5;  // moving average of compressed/raw over tried bodies
+  uint32_t since_try_ = 0;     // bodies skipped as poor since the last try
+};
+
+}  // namespace gangmig::encode
