@@ -51,7 +51,7 @@ bool FrameCompressor::ShouldTry() {
   return true;
 }
 
-void FrameCompressor::Observe(double ratio) { recent_ratio_ = 0.75 * recent_ratio_ + 0.25 * ratio; }
+void FrameCompressor::Observe(double ratio) { recent_ratio_ = 0.5 * recent_ratio_ + 0.5 * ratio; }
 
 bool FrameCompressor::Transform(ByteView body, Bytes* out) {
   ++stats_.bodies;

@@ -1,0 +1,105 @@
+#include "encode/frame_compressor.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "encode/zstd_codec.h"
+#include "wire/frame.h"
+
+namespace gangmig::encode {
+namespace {
+
+Bytes Frames(bool compressible, uint32_t seed = 1) {
+  std::mt19937 rng(seed);
+  Bytes f, page(wire::kPageSize);
+  for (int i = 0; i < 32; ++i) {
+    for (size_t k = 0; k < page.size(); ++k)
+      page[k] = compressible ? uint8_t(k % 17 == 0 ? rng() : k / 64) : uint8_t(rng());
+    wire::AppendPage(&f, 1, 0, page);
+    wire::AppendRef(&f, 1, 0, uint32_t(i));
+  }
+  return f;
+}
+
+// Decodes a ZFRAMES frame the way the receiver does and returns the frames inside.
+Bytes Expand(const Bytes& body) {
+  wire::FrameReader r(body);
+  wire::Frame f;
+  EXPECT_TRUE(*r.Next(&f));
+  EXPECT_EQ(f.type, wire::FrameType::kZFrames);
+  EXPECT_EQ(r.offset(), body.size());
+  ZstdDecompressor z(wire::kMaxRecordBody);
+  Bytes out;
+  Status st = z.Decompress(f.payload.subspan(4), LoadBE32(f.payload.data()), &out);
+  EXPECT_TRUE(st.ok()) << st.message();
+  return out;
+}
+
+TEST(FrameCompressor, AlwaysModeRoundTrips) {
+  FrameCompressor c({.mode = CompressionOptions::Mode::kAlways});
+  Bytes body = Frames(true), out;
+  ASSERT_TRUE(c.Transform(body, &out));
+  EXPECT_LT(out.size(), body.size() / 2);
+  EXPECT_EQ(Expand(out), body);
+  EXPECT_EQ(c.stats().compressed, 1u);
+  EXPECT_EQ(c.stats().raw_in, body.size());
+  EXPECT_EQ(c.stats().zframes_out, out.size());
+}
+
+TEST(FrameCompressor, RandomDataGoesRaw) {
+  FrameCompressor c({.mode = CompressionOptions::Mode::kAlways});
+  Bytes out;
+  EXPECT_FALSE(c.Transform(Frames(false), &out));
+  EXPECT_EQ(c.stats().not_smaller, 1u);
+}
+
+TEST(FrameCompressor, OffModeNeverCompresses) {
+  FrameCompressor c({.mode = CompressionOptions::Mode::kOff});
+  Bytes out;
+  EXPECT_FALSE(c.Transform(Frames(true), &out));
+}
+
+TEST(FrameCompressor, AutoCompressesOnlyWhileTheLinkIsBusy) {
+  FrameCompressor c({.mode = CompressionOptions::Mode::kAuto, .busy_backlog = 1000});
+  Bytes out;
+  c.SetBacklog(0);
+  EXPECT_FALSE(c.Transform(Frames(true), &out));
+  EXPECT_EQ(c.stats().skipped_idle, 1u);
+  c.SetBacklog(5000);
+  EXPECT_TRUE(c.Transform(Frames(true), &out));
+}
+
+TEST(FrameCompressor, AutoBacksOffFromIncompressibleDataAndProbes) {
+  FrameCompressor c({.mode = CompressionOptions::Mode::kAuto, .busy_backlog = 0});
+  Bytes out;
+  for (int i = 0; i < 10; ++i) (void)c.Transform(Frames(false, i), &out);
+  uint64_t tried = c.stats().not_smaller;
+  EXPECT_LT(tried, 10u);  // stopped trying after the average went poor
+  EXPECT_GT(c.stats().skipped_poor, 0u);
+  // It notices compressible data again at the next probe (within 16 bodies).
+  bool compressed = false;
+  for (int i = 0; i < 17 && !compressed; ++i) compressed = c.Transform(Frames(true), &out);
+  EXPECT_TRUE(compressed);
+}
+
+TEST(ZstdDecompressor, RejectsBadInputWithExactErrors) {
+  ZstdCompressor zc;
+  Bytes raw(5000, 'a'), z(ZstdCompressor::Bound(raw.size()));
+  z.resize(zc.Compress(raw, 1, z.data(), z.size()));
+  ZstdDecompressor d(8192);
+  Bytes out;
+  EXPECT_EQ(d.Decompress(z, 0, &out).message(), "zstd: raw length 0 out of range (max 8192)");
+  EXPECT_EQ(d.Decompress(z, 9000, &out).message(), "zstd: raw length 9000 out of range (max 8192)");
+  EXPECT_EQ(d.Decompress(z, 4000, &out).message(), "zstd: Destination buffer is too small");
+  EXPECT_EQ(d.Decompress(z, 6000, &out).message(), "zstd: decompressed to 5000 bytes, expected 6000");
+  Bytes cut(z.begin(), z.end() - 3);
+  EXPECT_EQ(d.Decompress(cut, 5000, &out).message(), "zstd: Src size is incorrect");
+  Bytes junk(z.size(), 0x42);
+  EXPECT_EQ(d.Decompress(junk, 5000, &out).message(), "zstd: Unknown frame descriptor");
+  ASSERT_TRUE(d.Decompress(z, 5000, &out).ok());
+  EXPECT_EQ(out, raw);
+}
+
+}  // namespace
+}  // namespace gangmig::encode
