@@ -27,7 +27,8 @@ namespace gangmig::cli {
 const char kBenchHelp[] =
     "usage: gangmig bench [--smoke] [--scenarios LIST] [--reps N] [--link-mbit MBIT]\n"
     "                     [--points LIST] [--out DIR] [--guest-dir DIR]\n"
-    "                     [--verify-copies MIB]\n\n"
+    "                     [--verify-copies MIB] [--compress auto|zstd|off]\n"
+    "                     [--zstd-level N] [--delta auto|on|off]\n\n"
     "Runs the benchmark scenarios, each point three ways (gang, direct,\n"
     "direct-multifd-zstd) and --reps times, in a private network namespace whose loopback\n"
     "is shaped to --link-mbit (default 1000). Writes DIR (default results/): raw JSON per\n"
@@ -42,7 +43,8 @@ const char kBenchHelp[] =
     "  --smoke      one point (2 VMs of 192 MiB), one repetition: a quick check\n"
     "--points LIST keeps only the points named (e.g. --scenarios single-size --points 8G).\n"
     "--verify-copies MIB is passed to gangmig's sender (default 1024; 0 proves every\n"
-    "page with SHA-256 and keeps no copies, e.g. for VMs that fill this host's memory).\n";
+    "page with SHA-256 and keeps no copies, e.g. for VMs that fill this host's memory).\n"
+    "--compress, --zstd-level, --delta are passed to gangmig's sender (see migrate --help).\n";
 
 namespace {
 
@@ -177,7 +179,8 @@ void WriteSummary(const std::vector<Row>& rows, const std::string& path, const s
 int RunBench(const Args& args) {
   bool smoke = false;
   int reps = 3, link_mbit = 1000;
-  uint64_t verify_copies = migrate::SenderOptions{}.verify_copies;
+  migrate::SenderOptions tuning;
+  EncodingChoice enc{.compression = tuning.compression, .features = tuning.features};
   std::string points;  // ",A,B,": only these point labels (empty: all)
   std::string list = "gang-size,hetero,control,busy,link-rate", out = "results", guest_dir;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -213,13 +216,22 @@ int RunBench(const Args& args) {
         fprintf(stderr, "gangmig bench: %s\n", n.status().message().c_str());
         return 2;
       }
-      verify_copies = uint64_t(*n) << 20;
+      tuning.verify_copies = uint64_t(*n) << 20;
+    } else if (k == "--compress" || k == "--zstd-level" || k == "--delta") {
+      Status st = ApplyEncodingFlag(k, v, &enc);
+      if (!st.ok()) {
+        fprintf(stderr, "gangmig bench: %s\n", st.message().c_str());
+        return 2;
+      }
     } else {
       fprintf(stderr, "gangmig bench: unknown option '%s'\n\n%s", k.c_str(), kBenchHelp);
       return 2;
     }
   }
   if (smoke) reps = 1;
+  tuning.compression = enc.compression;
+  tuning.features = enc.features;
+  tuning.required_features = enc.required_features;
   auto image = testbed::GuestImage::Locate(guest_dir.empty() ? DefaultGuestDir() : guest_dir);
   if (!image.ok()) {
     fprintf(stderr, "gangmig bench: %s\n", image.status().message().c_str());
@@ -271,7 +283,7 @@ int RunBench(const Args& args) {
         c.workdir = workdir;
         c.image = *image;
         c.first_port = 47001;
-        Run run = RunOnce(mode, c, key_file, verify_copies);
+        Run run = RunOnce(mode, c, key_file, tuning);
         if (migrate::Interrupted()) {
           fprintf(stderr, "gangmig bench: interrupted\n");
           std::error_code ec;
@@ -315,7 +327,7 @@ int RunBench(const Args& args) {
                     {"qemu_destinations", run.qemu_dst_cpu}};
         j["receiver_peak_rss_kib"] = run.receiver_peak_rss_kib;
         j["link"] = link;
-        if (mode == Mode::kGang) j["verify_copies_bytes"] = verify_copies;
+        if (mode == Mode::kGang) j["verify_copies_bytes"] = tuning.verify_copies;
         std::ofstream(dir + "/" + r.mode + "-" + std::to_string(rep) + ".json")
             << j.dump(2) << "\n";
         fprintf(stderr, "== %s/%s %s rep %d: %.2f s, link %.1f MiB, RAM %s\n", p.scenario.c_str(),

@@ -35,12 +35,14 @@ namespace gangmig::cli {
 
 const char kDemoHelp[] =
     "usage: gangmig demo [--vms N] [--mem MIB] [--workload MIB] [--dirty-rate PAGES]\n"
-    "                    [--link-mbit MBIT] [--guest-dir DIR] [--report FILE.json]\n\n"
+    "                    [--link-mbit MBIT] [--guest-dir DIR] [--report FILE.json]\n"
+    "                    [--compress auto|zstd|off] [--delta auto|on|off]\n\n"
     "Runs a gang migration and its plain-QEMU baseline on this machine, side by side:\n"
     "  1. boots N source guests (the project's image, guest/build-guest.sh) and N paused\n"
     "     destination VMs, starts `gangmig receive`, migrates all N through gangmig;\n"
     "  2. checks that every destination's RAM equals its source's, byte for byte;\n"
-    "  3. repeats on fresh VMs with `gangmig migrate --direct` (QEMU to QEMU over TCP);\n"
+    "  3. repeats on fresh VMs with `gangmig migrate --direct` (QEMU to QEMU over TCP),\n"
+    "     then with QEMU's own multifd (2 channels) + zstd, the best QEMU alone can do;\n"
     "  4. prints per VM and in total: time, downtime, bytes on the link, pages.\n"
     "As root it runs in its own network namespace, so bytes on the link are the kernel's\n"
     "loopback counters, and shapes that link to --link-mbit with tc tbf.\n\n"
@@ -50,7 +52,8 @@ const char kDemoHelp[] =
     "  --dirty-rate N     pages/s each guest keeps re-dirtying (default 200)\n"
     "  --link-mbit N      link rate; 0 = unshaped loopback (default 1000)\n"
     "  --guest-dir DIR    guest image (default $GANGMIG_GUEST_DIR or guest/out)\n"
-    "  --report FILE      write both runs' figures as JSON\n";
+    "  --report FILE      write every run's figures as JSON\n"
+    "  --compress, --delta  gangmig's encodings, as for `gangmig migrate`\n";
 
 namespace {
 
@@ -59,6 +62,8 @@ constexpr int kGuestOverheadMib = 128;  // guest RAM the image needs besides its
 struct DemoOptions {
   int vms = 4, mem = 256, workload = 64, dirty_rate = 200, link_mbit = 1000;
   std::string guest_dir, report;
+  EncodingChoice enc{.compression = migrate::SenderOptions{}.compression,
+                     .features = migrate::SenderOptions{}.features};
 };
 
 void PrintSideBySide(const Run& g, const Run& d) {
@@ -109,6 +114,35 @@ void PrintSideBySide(const Run& g, const Run& d) {
   printf("RAM check: gang: %s; direct: %s\n", g.ram_check.c_str(), d.ram_check.c_str());
 }
 
+// The summary a user compares: the three ways on the same link, same guests.
+void PrintThreeWays(const Run& g, const Run& d, const Run& m) {
+  printf("\n%-24s %9s %17s %10s %9s  %s\n", "way", "total s", "longest downtime", "link MiB",
+         "vs plain", "RAM");
+  auto line = [&d](const char* name, const Run& r) {
+    double worst = 0;
+    for (const auto& v : r.report.vms) worst = std::max(worst, v.downtime_ms());
+    double vs = d.kernel_link_bytes ? double(r.kernel_link_bytes) / double(d.kernel_link_bytes) : 0;
+    printf("%-24s %9.2f %15.0fms %10.1f %8.2fx  %s\n", name,
+           (r.report.end_us - r.report.start_us) / 1e6, worst, r.kernel_link_bytes / 1048576.0,
+           vs, r.ram_check.c_str());
+  };
+  line("gangmig", g);
+  line("plain QEMU", d);
+  line("QEMU multifd(2)+zstd", m);
+  const auto* enc = g.report.extra.contains("encoding") ? &g.report.extra["encoding"] : nullptr;
+  if (enc != nullptr) {
+    printf("gangmig encodings: %s; zstd compressed %llu of %llu records, %.1f -> %.1f MiB "
+           "(%.2f CPU-s); %llu pages went as deltas, saving %.1f MiB\n",
+           enc->value("features", std::string()).c_str(),
+           (unsigned long long)enc->value("zstd_compressed_bodies", 0ull),
+           (unsigned long long)enc->value("zstd_bodies", 0ull),
+           enc->value("zstd_raw_bytes", 0.0) / 1048576.0,
+           enc->value("zstd_out_bytes", 0.0) / 1048576.0, enc->value("zstd_cpu_seconds", 0.0),
+           (unsigned long long)enc->value("delta_pages", 0ull),
+           enc->value("delta_saved_bytes", 0.0) / 1048576.0);
+  }
+}
+
 }  // namespace
 
 int RunDemo(const Args& args) {
@@ -135,7 +169,13 @@ int RunDemo(const Args& args) {
       (k == "--vms" ? o.vms : k == "--mem" ? o.mem : k == "--workload" ? o.workload
                      : k == "--dirty-rate" ? o.dirty_rate : o.link_mbit) = x;
     }
-    else if (k == "--guest-dir")
+    else if (k == "--compress" || k == "--zstd-level" || k == "--delta") {
+      Status st = ApplyEncodingFlag(k, v, &o.enc);
+      if (!st.ok()) {
+        fprintf(stderr, "gangmig demo: %s\n", st.message().c_str());
+        return 2;
+      }
+    } else if (k == "--guest-dir")
       o.guest_dir = v;
     else if (k == "--report")
       o.report = v;
@@ -177,14 +217,27 @@ int RunDemo(const Args& args) {
   c.workdir = workdir;
   c.image = *image;
   c.first_port = 47001;
-  Run gang = RunOnce(Mode::kGang, c, key_file);
-  Run direct;
+  migrate::SenderOptions tuning;
+  tuning.compression = o.enc.compression;
+  tuning.features = o.enc.features;
+  tuning.required_features = o.enc.required_features;
+  Run gang = RunOnce(Mode::kGang, c, key_file, tuning);
+  Run direct, multifd;
   if (!migrate::Interrupted()) direct = RunOnce(Mode::kDirect, c, key_file);
+  if (!migrate::Interrupted()) multifd = RunOnce(Mode::kDirectMultifdZstd, c, key_file);
   PrintSideBySide(gang, direct);
+  PrintThreeWays(gang, direct, multifd);
 
   if (!o.report.empty()) {
     nlohmann::json j = {
-        {"link", net}, {"gang", gang.report.ToJson()}, {"direct", direct.report.ToJson()}};
+        {"link", net},
+        {"gang", gang.report.ToJson()},
+        {"direct", direct.report.ToJson()},
+        {"direct_multifd_zstd", multifd.report.ToJson()}};
+    j["direct_multifd_zstd"]["kernel_link_bytes"] = multifd.kernel_link_bytes;
+    j["direct_multifd_zstd"]["ram_check"] = multifd.ram_check;
+    j["direct_multifd_zstd"]["cpu"] = {{"qemu_sources", multifd.qemu_src_cpu},
+                                       {"qemu_destinations", multifd.qemu_dst_cpu}};
     j["gang"]["kernel_link_bytes"] = gang.kernel_link_bytes;
     j["direct"]["kernel_link_bytes"] = direct.kernel_link_bytes;
     j["gang"]["ram_check"] = gang.ram_check;
@@ -202,9 +255,10 @@ int RunDemo(const Args& args) {
   std::filesystem::remove_all(workdir, ec);
 
   bool ok = true;
-  for (const Run* r : {&gang, &direct}) {
+  for (const Run* r : {&gang, &direct, &multifd}) {
     if (!r->status.ok()) {
-      fprintf(stderr, "gangmig demo: %s run failed: %s\n", r == &gang ? "gang" : "direct",
+      fprintf(stderr, "gangmig demo: %s run failed: %s\n",
+              r == &gang ? "gang" : r == &direct ? "direct" : "multifd+zstd",
               r->status.message().c_str());
       ok = false;
     }

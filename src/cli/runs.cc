@@ -151,7 +151,7 @@ const char* ModeName(Mode m) {
 }
 
 Run RunOnce(Mode mode, testbed::ScenarioConfig c, const std::string& key_file,
-            uint64_t verify_copies) {
+            const migrate::SenderOptions& tuning) {
   Run run;
   bool gang = mode == Mode::kGang;
   c.tcp_destinations = !gang;
@@ -167,10 +167,9 @@ Run RunOnce(Mode mode, testbed::ScenarioConfig c, const std::string& key_file,
   if (!run.status.ok()) return run;
   auto distinct = sc.DistinctNonZeroPages();
   if (distinct.ok()) run.distinct_pages = *distinct;
-  migrate::SenderOptions opt;
+  migrate::SenderOptions opt = tuning;
   opt.vms = sc.Specs();
   opt.timeout_s = 1800;
-  opt.verify_copies = verify_copies;
   pid_t receiver = -1;
   if (gang) {
     int port = c.first_port - 1;

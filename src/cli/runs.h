@@ -30,10 +30,11 @@ struct Run {
 };
 
 // Boots the gang described by `config` (its workdir must exist), migrates it in `mode`
-// and stops every VM again. `key_file` and `verify_copies` (the sender's budget of page
-// copies, bytes; see `migrate --verify-copies`) are used by the gang mode.
+// and stops every VM again. The gang mode uses `key_file` and the sender's tuning
+// (verify_copies, compression, features) from `tuning`; its VMs, receiver and key are
+// filled in here.
 Run RunOnce(Mode mode, testbed::ScenarioConfig config, const std::string& key_file,
-            uint64_t verify_copies = migrate::SenderOptions{}.verify_copies);
+            const migrate::SenderOptions& tuning = {});
 
 // Moves this process into a private network namespace with lo up and, if link_mbit > 0,
 // shaped with tc tbf. Returns a description of the link for reports.

@@ -61,11 +61,13 @@ class GangE2E : public ::testing::Test {
     ASSERT_TRUE(st.ok()) << st.message();
   }
 
-  void StartReceiver(const std::string& key) {
+  void StartReceiver(const std::string& key, const std::vector<std::string>& extra = {}) {
     port_ = FreePort();
-    receiver_ = Spawn({GANGMIG_BINARY, "receive", "--listen", "127.0.0.1:" + std::to_string(port_),
-                       "--key-file", key, "--once"},
-                      dir_ + "/receiver.log");
+    std::vector<std::string> argv = {GANGMIG_BINARY, "receive", "--listen",
+                                     "127.0.0.1:" + std::to_string(port_), "--key-file", key,
+                                     "--once"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    receiver_ = Spawn(argv, dir_ + "/receiver.log");
     ASSERT_TRUE(WaitForText(dir_ + "/receiver.log", "listening", 10000));
   }
 
@@ -159,6 +161,56 @@ TEST_F(GangE2E, GangOfThreeArrivesByteForByte) {
   EXPECT_TRUE(ram.ok()) << ram.message();
   for (auto& vm : scenario_->sources()) EXPECT_EQ(*vm->QueryStatus(), "postmigrate");
   for (auto& vm : scenario_->destinations()) EXPECT_EQ(*vm->QueryStatus(), "paused");
+}
+
+// Compression and delta forced on for every record, busy guests re-dirtying 3000 pages/s:
+// the streams still arrive byte for byte and the RAM is identical.
+TEST_F(GangE2E, BusyGangWithZstdAndDeltaArrivesByteForByte) {
+  ScenarioConfig c = Config(3, 192);
+  c.dirty_rate = 3000;
+  StartScenario(c);
+  std::string tee = dir_ + "/tee";
+  std::filesystem::create_directory(tee);
+  setenv("GANGMIG_TEE_DIR", tee.c_str(), 1);
+  StartReceiver(key_);
+  std::vector<std::string> argv = MigrateArgv(key_);
+  argv.insert(argv.begin() + 2, {"--compress", "zstd", "--delta", "on"});
+  int rc = Migrate(argv);
+  unsetenv("GANGMIG_TEE_DIR");
+  ASSERT_EQ(rc, 0) << Log("migrate.log") << Log("receiver.log");
+  for (int i = 0; i < 3; ++i) {
+    std::string in = ReadFile(tee + "/sender-vm" + std::to_string(i) + "-ch0.bin");
+    std::string out = ReadFile(tee + "/receiver-vm" + std::to_string(i) + "-ch0.bin");
+    EXPECT_TRUE(in == out) << "stream of vm" << i << " changed on the way";
+  }
+  nlohmann::json r = ReadJson(dir_ + "/report.json");
+  const auto& enc = r["extra"]["encoding"];
+  EXPECT_EQ(enc["features"], "zstd, delta") << enc.dump();
+  EXPECT_GT(enc["zstd_compressed_bodies"].get<uint64_t>(), 10u) << enc.dump();
+  EXPECT_LT(enc["zstd_out_bytes"].get<uint64_t>(), enc["zstd_raw_bytes"].get<uint64_t>());
+  EXPECT_LT(r["total"]["link_tx_bytes"].get<uint64_t>(), r["total"]["frame_bytes"].get<uint64_t>());
+  Status ram = scenario_->CheckRamIdentical();
+  EXPECT_TRUE(ram.ok()) << ram.message();
+}
+
+// A sender that requires zstd and a receiver that refuses it: the migration is refused
+// by name before any source is touched.
+TEST_F(GangE2E, RequiredFeatureMissingAtTheReceiverIsRefused) {
+  StartScenario(Config(1, 192));
+  StartReceiver(key_, {"--disable", "zstd"});
+  std::vector<std::string> argv = MigrateArgv(key_);
+  argv.insert(argv.begin() + 2, {"--compress", "zstd"});
+  EXPECT_EQ(Migrate(argv), 1);
+  std::string log = Log("migrate.log");
+  EXPECT_NE(log.find("the receiver does not support zstd, which this migration requires"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("migration never started, source untouched"), std::string::npos) << log;
+  EXPECT_EQ(Wait(receiver_, 10000), 1);
+  EXPECT_NE(Log("receiver.log").find("sender aborted: the receiver does not support zstd"),
+            std::string::npos)
+      << Log("receiver.log");
+  ExpectSourcesRunning();
 }
 
 TEST_F(GangE2E, ReturnPathIsRelayed) {
