@@ -62,6 +62,10 @@ const char kMigrateHelp[] =
     "QEMU migration parameters (max-bandwidth, downtime-limit, capabilities) are left as\n"
     "they are: set them on the source as for any migration. QEMU's default max-bandwidth\n"
     "(128 MiB/s on 7.2) throttles each VM; raise it to let the link be the limit.\n\n"
+    "Fixed waits (src/migrate/timeouts.h): reaching the receiver 10 s in all (retried\n"
+    "while it starts), each handshake message 10 s, the receiver confirming every\n"
+    "destination 60 s, each QMP connect or rollback command 5 s, QEMU leaving the\n"
+    "migration after migrate_cancel 10 s.\n\n"
     "On failure every source VM that was not migrated keeps running (the migration is\n"
     "cancelled, and a source QEMU that had already stopped is resumed with `cont`); the\n"
     "exit status is 1 and the message names each VM and what failed.\n";
@@ -81,7 +85,10 @@ const char kReceiveHelp[] =
     "  --disable LIST      refuse these encodings from senders (zstd, delta; comma-\n"
     "                      separated), e.g. to spare this host's CPU. A sender that\n"
     "                      requires one (--compress zstd) is then refused by name\n"
-    "  --quiet             no log lines\n";
+    "  --quiet             no log lines\n\n"
+    "Fixed waits (src/migrate/timeouts.h): each handshake message 10 s, connecting to a\n"
+    "destination QEMU 10 s, its QMP 5 s, its QMP reporting the load after the stream\n"
+    "ended 10 s.\n";
 
 const char kKeygenHelp[] =
     "usage: gangmig keygen FILE\n\n"

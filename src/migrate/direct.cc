@@ -9,6 +9,7 @@
 
 #include "base/clock.h"
 #include "migrate/progress.h"
+#include "migrate/timeouts.h"
 #include "migrate/vm_monitor.h"
 
 namespace gangmig::migrate {
@@ -28,12 +29,12 @@ bool Active(const std::string& s) {
 }
 
 void Recover(DirectVm& vm, VmReport& rep) {
-  (void)vm.src->Execute("migrate_cancel", json::object(), 5000);
+  (void)vm.src->Execute("migrate_cancel", json::object(), timeouts::kQmpMs);
   for (int i = 0; i < 100 && Active(vm.src->Snapshot().migration_status); ++i)
     vm.src->WaitForFreshSnapshot(1000);
   VmSnapshot s = vm.src->Snapshot();
   if (vm.was_status == "running" && s.run_status != "running") {
-    auto r = vm.src->Execute("cont", json::object(), 5000);
+    auto r = vm.src->Execute("cont", json::object(), timeouts::kQmpMs);
     rep.error += r.ok() ? "; source VM resumed with 'cont'" : "; 'cont' failed";
   } else {
     rep.error += "; source VM kept running";
@@ -86,14 +87,14 @@ bool Check(DirectVm& vm, VmReport& rep) {
 Status Prepare(const SenderOptions& opt, std::vector<DirectVm>* vms) {
   for (const VmSpec& spec : opt.vms) {
     DirectVm vm;
-    auto c = qmp::Client::Connect(spec.qmp, 5000);
+    auto c = qmp::Client::Connect(spec.qmp, timeouts::kQmpMs);
     if (!c.ok()) return c.status().WithContext("vm " + spec.name);
     auto st = (*c)->Execute("query-status");
     if (!st.ok()) return st.status().WithContext("vm " + spec.name);
     vm.was_status = st->value("status", "");
     vm.src = std::make_unique<VmMonitor>(std::move(c).value(), 100);
     if (!spec.dest_qmp.empty()) {
-      auto d = qmp::Client::Connect(spec.dest_qmp, 5000);
+      auto d = qmp::Client::Connect(spec.dest_qmp, timeouts::kQmpMs);
       if (!d.ok()) return d.status().WithContext("vm " + spec.name + " destination");
       vm.dst = std::make_unique<VmMonitor>(std::move(d).value(), 100);
       vm.dst->EnableMigrationEvents();

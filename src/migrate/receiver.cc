@@ -28,6 +28,7 @@
 #include "base/clock.h"
 #include "core/dest_core.h"
 #include "migrate/stream_tee.h"
+#include "migrate/timeouts.h"
 #include "migrate/vm_monitor.h"
 #include "net/socket.h"
 #include "wire/frame.h"
@@ -126,7 +127,7 @@ Status Session::OpenVm(uint16_t id, ByteView json_bytes) {
   vms_.push_back(std::move(vm));
   DestVm& v = *vms_.back();
   if (!v.dest_qmp.empty()) {
-    auto client = qmp::Client::Connect(v.dest_qmp, 5000);
+    auto client = qmp::Client::Connect(v.dest_qmp, timeouts::kQmpMs);
     if (!client.ok()) {
       FailVm(v, id, "destination QMP: " + client.status().message());
       return Status::Ok();
@@ -150,7 +151,7 @@ Status Session::OpenChannel(DestVm& vm, uint16_t id, uint8_t ch) {
                          " out of order");
   auto addr = net::ParseAddress(vm.dest);
   if (!addr.ok()) return addr.status();
-  auto fd = net::Connect(*addr, 10000);
+  auto fd = net::Connect(*addr, timeouts::kDestinationConnectMs);
   if (!fd.ok()) return fd.status().WithContext("destination QEMU");
   DestChannel c;
   c.fd = std::move(fd).value();
@@ -278,7 +279,7 @@ void Session::CheckLoaded(DestVm& vm, uint16_t id) {
   json ev = {{"event", "done"}, {"loaded_us", vm.loaded_us}, {"bytes", vm.bytes_out}};
   if (vm.monitor) {
     VmSnapshot s = vm.monitor->Snapshot();
-    bool timeout = MonotonicMicros() - vm.loaded_mono_us > 10 * 1000000LL;
+    bool timeout = MonotonicMicros() - vm.loaded_mono_us > timeouts::kLoadSettleMs * 1000LL;
     if (s.qmp_lost) {
       FailVm(vm, id, "destination QEMU went away after the stream (" + s.qmp_error + ")");
       return;
@@ -387,12 +388,12 @@ Result<net::Fd> AcceptSession(int listen_fd, const ReceiverOptions& o, wire::Ses
   if (!fd->valid()) return net::Fd();
   wire::ServerHandshake hs(o.key, o.features);
   Bytes hello(wire::kClientHelloSize);
-  GANGMIG_RETURN_IF_ERROR(net::ReadFull(fd->get(), hello.data(), hello.size(), 10000));
+  GANGMIG_RETURN_IF_ERROR(net::ReadFull(fd->get(), hello.data(), hello.size(), timeouts::kHandshakeMs));
   auto reply = hs.OnClientHello(hello);
   if (!reply.ok()) return reply.status();
-  GANGMIG_RETURN_IF_ERROR(net::WriteFull(fd->get(), *reply, 10000));
+  GANGMIG_RETURN_IF_ERROR(net::WriteFull(fd->get(), *reply, timeouts::kHandshakeMs));
   Bytes proof(wire::kClientProofSize);
-  GANGMIG_RETURN_IF_ERROR(net::ReadFull(fd->get(), proof.data(), proof.size(), 10000));
+  GANGMIG_RETURN_IF_ERROR(net::ReadFull(fd->get(), proof.data(), proof.size(), timeouts::kHandshakeMs));
   GANGMIG_RETURN_IF_ERROR(hs.OnClientProof(proof));
   *keys = hs.keys();
   *features = hs.agreed();

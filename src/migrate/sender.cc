@@ -32,6 +32,7 @@
 #include "encode/frame_compressor.h"
 #include "migrate/progress.h"
 #include "migrate/stream_tee.h"
+#include "migrate/timeouts.h"
 #include "migrate/vm_monitor.h"
 #include "net/socket.h"
 #include "qemu_stream/stream_parser.h"
@@ -131,11 +132,13 @@ class Sender {
 Status Sender::Connect() {
   auto addr = net::ParseAddress(opt_.receiver);
   if (!addr.ok()) return addr.status();
-  // A receiver that is still starting refuses connections: retry for a few seconds.
-  auto fd = net::Connect(*addr, 10000);
-  for (int i = 0; i < 50 && !fd.ok(); ++i) {
+  // A receiver that is still starting refuses connections: retry, within one deadline.
+  const int64_t deadline = MonotonicMicros() + timeouts::kReceiverConnectMs * 1000LL;
+  auto left_ms = [deadline] { return int(std::max<int64_t>(1, (deadline - MonotonicMicros()) / 1000)); };
+  auto fd = net::Connect(*addr, left_ms());
+  while (!fd.ok() && MonotonicMicros() + 100000 < deadline) {
     usleep(100000);
-    fd = net::Connect(*addr, 10000);
+    fd = net::Connect(*addr, left_ms());
   }
   if (!fd.ok()) return fd.status().WithContext("receiver");
   net_ = std::move(fd).value();
@@ -144,13 +147,13 @@ Status Sender::Connect() {
   int lowat = 128 * 1024;
   setsockopt(net_.get(), IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
   wire::ClientHandshake hs(opt_.key, opt_.features);
-  GANGMIG_RETURN_IF_ERROR(net::WriteFull(net_.get(), hs.Hello(), 10000));
+  GANGMIG_RETURN_IF_ERROR(net::WriteFull(net_.get(), hs.Hello(), timeouts::kHandshakeMs));
   Bytes server_hello(wire::kServerHelloSize);
-  Status st = net::ReadFull(net_.get(), server_hello.data(), server_hello.size(), 10000);
+  Status st = net::ReadFull(net_.get(), server_hello.data(), server_hello.size(), timeouts::kHandshakeMs);
   if (!st.ok()) return st.WithContext("receiver " + opt_.receiver + ": handshake");
   auto proof = hs.OnServerHello(server_hello);
   if (!proof.ok()) return proof.status().WithContext("receiver " + opt_.receiver);
-  GANGMIG_RETURN_IF_ERROR(net::WriteFull(net_.get(), *proof, 10000));
+  GANGMIG_RETURN_IF_ERROR(net::WriteFull(net_.get(), *proof, timeouts::kHandshakeMs));
   sealer_ = std::make_unique<wire::RecordSealer>(hs.keys().c2s);
   opener_ = std::make_unique<wire::RecordOpener>(hs.keys().s2c);
   writer_ = std::make_unique<wire::RecordWriter>(sealer_.get());
@@ -191,7 +194,7 @@ Status Sender::PrepareVms() {
     auto vm = std::make_unique<Vm>();
     vm->spec = opt_.vms[i];
     vm->rep = &report_->vms[i];
-    auto client = qmp::Client::Connect(vm->spec.qmp, 5000);
+    auto client = qmp::Client::Connect(vm->spec.qmp, timeouts::kQmpMs);
     if (!client.ok()) return client.status().WithContext("vm " + vm->spec.name);
     auto st = (*client)->Execute("query-status");
     if (!st.ok()) return st.status().WithContext("vm " + vm->spec.name);
@@ -217,7 +220,7 @@ Status Sender::PrepareVms() {
 }
 
 Status Sender::WaitAllReady() {
-  int64_t deadline = MonotonicMicros() + 60 * 1000000LL;
+  int64_t deadline = MonotonicMicros() + timeouts::kDestinationsReadyMs * 1000LL;
   for (;;) {
     bool all = true;
     for (auto& vm : vms_) {
@@ -227,7 +230,8 @@ Status Sender::WaitAllReady() {
     }
     if (all) return Status::Ok();
     if (MonotonicMicros() > deadline)
-      return Status::Error("receiver did not confirm the destinations within 60 s");
+      return Status::Error("receiver did not confirm the destinations within " +
+                           std::to_string(timeouts::kDestinationsReadyMs / 1000) + " s");
     if (Interrupted()) return Status::Error("interrupted by a signal");
     GANGMIG_RETURN_IF_ERROR(Step(100));
   }
@@ -492,12 +496,12 @@ void Sender::RollBack(Vm& vm) {
     vm.rep->error += "; cannot reach the source QMP to check it";
     return;
   }
-  (void)vm.monitor->Execute("migrate_cancel", json::object(), 5000);
+  (void)vm.monitor->Execute("migrate_cancel", json::object(), timeouts::kQmpMs);
   for (auto& c : vm.channels) {  // QEMU sees the stream break
     c.fd.Reset();
     c.read_closed = c.write_shut = true;
   }
-  int64_t deadline = MonotonicMicros() + 10 * 1000000LL;
+  int64_t deadline = MonotonicMicros() + timeouts::kCancelSettleMs * 1000LL;
   std::string ms;
   while (MonotonicMicros() < deadline) {
     vm.monitor->WaitForFreshSnapshot(1000);
@@ -508,7 +512,7 @@ void Sender::RollBack(Vm& vm) {
       break;
   }
   if (vm.was_status == "running" && s.run_status != "running") {
-    auto r = vm.monitor->Execute("cont", json::object(), 5000);
+    auto r = vm.monitor->Execute("cont", json::object(), timeouts::kQmpMs);
     vm.rep->error += r.ok() ? "; source VM resumed with 'cont'"
                             : "; 'cont' on the source failed: " + r.status().message();
     vm.monitor->WaitForFreshSnapshot(1000);

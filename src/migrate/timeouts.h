@@ -1,0 +1,25 @@
+// Every fixed wait of `migrate` and `receive`, in one place. `migrate --help` and
+// `receive --help` quote them; change both together. All in milliseconds.
+#pragma once
+
+namespace gangmig::migrate::timeouts {
+
+// Sender: keep retrying to reach a receiver that is still starting for this long in all
+// (each attempt is bounded by what is left).
+inline constexpr int kReceiverConnectMs = 10000;
+// Either end: each handshake message must arrive within this.
+inline constexpr int kHandshakeMs = 10000;
+// Sender: the receiver must confirm every destination (VM_OPEN -> ready) within this.
+inline constexpr int kDestinationsReadyMs = 60000;
+// Either end: connecting to a QMP socket, and a QMP command during rollback
+// (migrate_cancel, cont).
+inline constexpr int kQmpMs = 5000;
+// Sender, rollback: how long QEMU may take to leave the active migration states.
+inline constexpr int kCancelSettleMs = 10000;
+// Receiver: connecting to a destination QEMU's -incoming socket.
+inline constexpr int kDestinationConnectMs = 10000;
+// Receiver: after a destination closed the stream, how long its QMP may take to report
+// the load's outcome before the receiver reports what it has.
+inline constexpr int kLoadSettleMs = 10000;
+
+}  // namespace gangmig::migrate::timeouts
