@@ -136,7 +136,9 @@ TEST_P(PipelineEncodings, EveryCapturedStreamIsRebuiltByteForByte) {
   for (const auto& p : paths) inputs.push_back(ReadAll(p));
   for (uint32_t seed : {1u, 2u, 3u}) {
     GangResult r = RunGang(inputs, seed, {}, GetParam());
-    if (GetParam().zstd) EXPECT_GT(r.dest.zframes, 0u);
+    if (GetParam().zstd) {
+      EXPECT_GT(r.dest.zframes, 0u);
+    }
     for (size_t i = 0; i < inputs.size(); ++i) {
       ASSERT_EQ(r.rebuilt[i].size(), inputs[i].size()) << paths[i];
       EXPECT_TRUE(r.rebuilt[i] == inputs[i]) << paths[i];

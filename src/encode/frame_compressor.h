@@ -15,12 +15,13 @@ namespace gangmig::encode {
 struct CompressionOptions {
   enum class Mode {
     kOff,     // never compress
-    kAuto,    // compress while the link is the bottleneck and the data compresses
+    kAuto,    // compress unless the link outruns the compressor, or the data does not compress
     kAlways,  // compress every body (sent raw only when compression does not shrink it)
   };
   Mode mode = Mode::kAuto;
   int level = 1;  // zstd level; negative levels are zstd's fast ones
-  // kAuto compresses only while at least this many bytes wait for the link.
+  // kAuto: with at least this many bytes waiting for the link, the link is the
+  // bottleneck and compressing always pays.
   size_t busy_backlog = 128 * 1024;
 };
 
@@ -29,7 +30,7 @@ struct CompressionStats {
   uint64_t compressed = 0;          // sent as ZFRAMES
   uint64_t raw_in = 0;              // bytes of the bodies sent as ZFRAMES
   uint64_t zframes_out = 0;         // bytes of those ZFRAMES frames
-  uint64_t skipped_idle = 0;        // kAuto: the link was waiting for us
+  uint64_t skipped_idle = 0;        // kAuto: the link was idle and faster than zstd
   uint64_t skipped_poor = 0;        // kAuto: recent bodies did not compress
   uint64_t not_smaller = 0;         // compressed, but sent raw: it did not shrink
   double cpu_seconds = 0;           // thread CPU time spent compressing
@@ -41,6 +42,8 @@ class FrameCompressor : public wire::BodyTransform {
 
   // Bytes sealed but not yet taken by the link's socket; set before each seal.
   void SetBacklog(size_t bytes) { backlog_ = bytes; }
+  // The fastest rate (bytes/s) the link has been seen to take data; 0 while unknown.
+  void SetLinkRate(double bytes_per_second) { link_rate_ = bytes_per_second; }
   bool Transform(ByteView body, Bytes* out) override;
   const CompressionStats& stats() const { return stats_; }
 
@@ -52,6 +55,7 @@ class FrameCompressor : public wire::BodyTransform {
   ZstdCompressor zstd_;
   CompressionStats stats_;
   size_t backlog_ = 0;
+  double link_rate_ = 0;
   double recent_ratio_ = 0.5;  // moving average of compressed/raw over tried bodies
   uint32_t since_try_ = 0;     // bodies skipped as poor since the last try
 };

@@ -60,13 +60,18 @@ TEST(FrameCompressor, OffModeNeverCompresses) {
   EXPECT_FALSE(c.Transform(Frames(true), &out));
 }
 
-TEST(FrameCompressor, AutoCompressesOnlyWhileTheLinkIsBusy) {
+TEST(FrameCompressor, AutoSkipsOnlyAnIdleLinkFasterThanTheCompressor) {
   FrameCompressor c({.mode = CompressionOptions::Mode::kAuto, .busy_backlog = 1000});
   Bytes out;
-  c.SetBacklog(0);
+  c.SetBacklog(0);  // idle link, rates unknown: compress
+  for (int i = 0; i < 8; ++i) EXPECT_TRUE(c.Transform(Frames(true, i), &out));
+  ASSERT_GT(c.stats().raw_in, 1u << 20);  // the compressor's speed is now measured
+  c.SetLinkRate(1e6);  // a link slower than zstd: still compress
+  EXPECT_TRUE(c.Transform(Frames(true), &out));
+  c.SetLinkRate(1e15);  // a link far faster than zstd, and idle: send raw
   EXPECT_FALSE(c.Transform(Frames(true), &out));
   EXPECT_EQ(c.stats().skipped_idle, 1u);
-  c.SetBacklog(5000);
+  c.SetBacklog(5000);  // ... unless data waits for it anyway
   EXPECT_TRUE(c.Transform(Frames(true), &out));
 }
 

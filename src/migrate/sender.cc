@@ -111,6 +111,7 @@ class Sender {
   void Finish();
   void ReportEncoding();
   void ShareLinkBytes();
+  void MeasureLinkRate();
 
   const SenderOptions& opt_;
   Report* report_;
@@ -123,6 +124,9 @@ class Sender {
   uint16_t features_ = 0;  // agreed with the receiver
   std::unique_ptr<core::SourceCore> core_;
   encode::FrameCompressor compressor_;
+  int64_t rate_since_us_ = 0;    // MeasureLinkRate: start of the current window
+  uint64_t rate_since_bytes_ = 0;
+  double link_rate_ = 0;         // fastest the link was seen to take data, bytes/s
   Progress progress_{stderr, opt_.progress};
   std::string workdir_;
   bool own_workdir_ = false;
@@ -528,6 +532,7 @@ Status Sender::Loop() {
   for (;;) {
     GANGMIG_RETURN_IF_ERROR(Step(20));
     CheckSources();
+    MeasureLinkRate();
     ShareLinkBytes();
     progress_.Update(report_->vms, report_->start_us);
     bool all = true;
@@ -558,6 +563,21 @@ void Sender::Finish() {
 // What each encoding saved, for --report. Records mix every VM's frames and are
 // compressed as a whole, so a VM's link bytes are its share of the frames times what
 // the link actually carried.
+// The fastest the link has taken data, over windows of 200 ms: what the compressor must
+// keep up with for compression to cost no time (encode/frame_compressor.cc).
+void Sender::MeasureLinkRate() {
+  int64_t now = MonotonicMicros();
+  if (rate_since_us_ == 0 || now - rate_since_us_ < 200000) {
+    if (rate_since_us_ == 0) rate_since_us_ = now, rate_since_bytes_ = report_->link_tx_bytes;
+    return;
+  }
+  double rate = double(report_->link_tx_bytes - rate_since_bytes_) * 1e6 / double(now - rate_since_us_);
+  link_rate_ = std::max(link_rate_, rate);
+  compressor_.SetLinkRate(link_rate_);
+  rate_since_us_ = now;
+  rate_since_bytes_ = report_->link_tx_bytes;
+}
+
 void Sender::ShareLinkBytes() {
   uint64_t frames = 0;
   for (const VmReport& v : report_->vms) frames += v.frame_bytes;
@@ -583,6 +603,7 @@ void Sender::ReportEncoding() {
       {"zstd_saved_bytes", z.raw_in - z.zframes_out},
       {"zstd_cpu_seconds", z.cpu_seconds},
       {"zstd_skipped_link_idle", z.skipped_idle},
+      {"link_rate_max_bytes_per_s", link_rate_},
       {"zstd_skipped_incompressible", z.skipped_poor},
       {"zstd_not_smaller", z.not_smaller},
       {"delta_pages", delta_pages},
