@@ -108,6 +108,17 @@ class ReceiverTest : public ::testing::Test {
     }
     ASSERT_TRUE(qemu_.valid());
   }
+  // The destination closes (it loaded the stream): the receiver reports "done", and
+  // after GOODBYE the session ends cleanly.
+  void ExpectLoadedAndSessionOk() {
+    qemu_.Reset();
+    EXPECT_NE(sender_.WaitFor(wire::FrameType::kVmEvent).find(R"("event":"done")"),
+              std::string::npos);
+    Bytes bye;
+    wire::AppendGoodbye(&bye);
+    ASSERT_TRUE(sender_.Send(bye).ok());
+    EXPECT_EQ(ReceiverError(), "<ok>");
+  }
   std::string ReceiverError() {
     Status st = result_.get();
     return st.ok() ? "<ok>" : st.message();
@@ -144,13 +155,7 @@ TEST_F(ReceiverTest, RebuildsDataPagesAndReferences) {
   ASSERT_TRUE(sender_.Send(f).ok());
   std::string expect = "head" + std::string(4096, 'p') + "mid" + std::string(4096, 'p');
   EXPECT_EQ(DestinationBytesUntilClose(), expect);
-  qemu_.Reset();  // the destination closes: loaded
-  EXPECT_NE(sender_.WaitFor(wire::FrameType::kVmEvent).find(R"("event":"done")"),
-            std::string::npos);
-  Bytes bye;
-  wire::AppendGoodbye(&bye);
-  ASSERT_TRUE(sender_.Send(bye).ok());
-  EXPECT_EQ(ReceiverError(), "<ok>");
+  ExpectLoadedAndSessionOk();
 }
 
 TEST_F(ReceiverTest, ReferenceToUnsentPageEndsTheSession) {
@@ -217,13 +222,7 @@ TEST_F(ReceiverTest, ExpandsZFramesAndAppliesDeltas) {
   ASSERT_TRUE(sender_.Send(eof).ok());
   std::string c(changed.begin(), changed.end());
   EXPECT_EQ(DestinationBytesUntilClose(), "head" + std::string(4096, 'p') + c + c);
-  qemu_.Reset();
-  EXPECT_NE(sender_.WaitFor(wire::FrameType::kVmEvent).find(R"("event":"done")"),
-            std::string::npos);
-  Bytes bye;
-  wire::AppendGoodbye(&bye);
-  ASSERT_TRUE(sender_.Send(bye).ok());
-  EXPECT_EQ(ReceiverError(), "<ok>");
+  ExpectLoadedAndSessionOk();
 }
 
 // `receive --disable zstd,delta`: the handshake agrees on neither, and a sender that
