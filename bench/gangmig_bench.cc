@@ -8,10 +8,10 @@
 #include <random>
 
 #include "base/alloc.h"
-#include "index/page_index.h"
 #include "core/dest_core.h"
 #include "core/source_core.h"
 #include "encode/frame_compressor.h"
+#include "index/page_index.h"
 #include "qemu_stream/stream_format.h"
 #include "qemu_stream/stream_parser.h"
 #include "wire/frame.h"
@@ -289,7 +289,11 @@ void BM_ReceiverPath(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kPages);
   state.SetBytesProcessed(state.iterations() * int64_t(stream.size()));
 }
-BENCHMARK(BM_ReceiverPath)->ArgNames({"dup_every", "zstd"})->Args({0, 0})->Args({2, 0})->Args({0, 1});
+BENCHMARK(BM_ReceiverPath)
+    ->ArgNames({"dup_every", "zstd"})
+    ->Args({0, 0})
+    ->Args({2, 0})
+    ->Args({0, 1});
 
 }  // namespace
 }  // namespace gangmig

@@ -14,6 +14,8 @@ static int64_t Micros(clockid_t id) {
 int64_t WallMicros() { return Micros(CLOCK_REALTIME); }
 int64_t MonotonicMicros() { return Micros(CLOCK_MONOTONIC); }
 
+double ThreadCpuSeconds() { return double(Micros(CLOCK_THREAD_CPUTIME_ID)) / 1e6; }
+
 double ProcessCpuSeconds() {
   rusage ru;
   getrusage(RUSAGE_SELF, &ru);

@@ -10,5 +10,6 @@ namespace gangmig {
 int64_t WallMicros();        // CLOCK_REALTIME in microseconds
 int64_t MonotonicMicros();   // CLOCK_MONOTONIC in microseconds
 double ProcessCpuSeconds();  // user+system CPU time of this process
+double ThreadCpuSeconds();   // CPU time of the calling thread
 
 }  // namespace gangmig

@@ -127,8 +127,8 @@ std::string Csv(const Row& r) {
   o << r.scenario << "," << r.label << "," << r.mode << "," << r.rep << "," << r.time_s << ","
     << r.downtime_ms << "," << r.link_kernel << "," << r.link_own << "," << r.sent << "," << r.ref
     << "," << r.zero << "," << r.lower_bound << "," << r.cpu_gangmig << "," << r.cpu_qemu << ","
-    << r.rss_send << "," << r.rss_recv << "," << (r.ok ? "ok" : "failed") << ","
-    << RamColumn(r) << "," << r.link_mbit;
+    << r.rss_send << "," << r.rss_recv << "," << (r.ok ? "ok" : "failed") << "," << RamColumn(r)
+    << "," << r.link_mbit;
   return o.str();
 }
 
@@ -203,8 +203,7 @@ int RunBench(const Args& args) {
         return 2;
       }
       (k == "--reps" ? reps : link_mbit) = int(*n);
-    }
-    else if (k == "--out")
+    } else if (k == "--out")
       out = v;
     else if (k == "--guest-dir")
       guest_dir = v;
@@ -269,8 +268,8 @@ int RunBench(const Args& args) {
     int want_mbit = p.link_mbit ? p.link_mbit : link_mbit;
     if (want_mbit != shaped_mbit) {
       if (Status st = SetLinkRate(want_mbit); !st.ok()) {
-        fprintf(stderr, "gangmig bench: %s/%s: %s; skipped\n", p.scenario.c_str(),
-                p.label.c_str(), st.message().c_str());
+        fprintf(stderr, "gangmig bench: %s/%s: %s; skipped\n", p.scenario.c_str(), p.label.c_str(),
+                st.message().c_str());
         all_ok = false;
         continue;
       }
@@ -292,8 +291,9 @@ int RunBench(const Args& args) {
         }
         if (mode == Mode::kGang && run.distinct_pages)
           lower_bound = run.distinct_pages * 4096 + run.stream_nonpage_bytes;
-        Row r{p.scenario, p.label, ModeName(mode), rep, shaped_mbit, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-              0,          0,       "",             false};
+        Row r{
+            p.scenario, p.label, ModeName(mode), rep, shaped_mbit, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0,          "",      false};
         r.time_s = (run.report.end_us - run.report.start_us) / 1e6;
         for (const auto& v : run.report.vms) {
           r.downtime_ms = std::max(r.downtime_ms, v.downtime_ms());

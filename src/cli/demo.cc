@@ -123,23 +123,24 @@ void PrintThreeWays(const Run& g, const Run& d, const Run& m) {
     for (const auto& v : r.report.vms) worst = std::max(worst, v.downtime_ms());
     double vs = d.kernel_link_bytes ? double(r.kernel_link_bytes) / double(d.kernel_link_bytes) : 0;
     printf("%-24s %9.2f %15.0fms %10.1f %8.2fx  %s\n", name,
-           (r.report.end_us - r.report.start_us) / 1e6, worst, r.kernel_link_bytes / 1048576.0,
-           vs, r.ram_check.c_str());
+           (r.report.end_us - r.report.start_us) / 1e6, worst, r.kernel_link_bytes / 1048576.0, vs,
+           r.ram_check.c_str());
   };
   line("gangmig", g);
   line("plain QEMU", d);
   line("QEMU multifd(2)+zstd", m);
   const auto* enc = g.report.extra.contains("encoding") ? &g.report.extra["encoding"] : nullptr;
   if (enc != nullptr) {
-    printf("gangmig encodings: %s; zstd compressed %llu of %llu records, %.1f -> %.1f MiB "
-           "(%.2f CPU-s); %llu pages went as deltas, saving %.1f MiB\n",
-           enc->value("features", std::string()).c_str(),
-           (unsigned long long)enc->value("zstd_compressed_bodies", 0ull),
-           (unsigned long long)enc->value("zstd_bodies", 0ull),
-           enc->value("zstd_raw_bytes", 0.0) / 1048576.0,
-           enc->value("zstd_out_bytes", 0.0) / 1048576.0, enc->value("zstd_cpu_seconds", 0.0),
-           (unsigned long long)enc->value("delta_pages", 0ull),
-           enc->value("delta_saved_bytes", 0.0) / 1048576.0);
+    printf(
+        "gangmig encodings: %s; zstd compressed %llu of %llu records, %.1f -> %.1f MiB "
+        "(%.2f CPU-s); %llu pages went as deltas, saving %.1f MiB\n",
+        enc->value("features", std::string()).c_str(),
+        (unsigned long long)enc->value("zstd_compressed_bodies", 0ull),
+        (unsigned long long)enc->value("zstd_bodies", 0ull),
+        enc->value("zstd_raw_bytes", 0.0) / 1048576.0,
+        enc->value("zstd_out_bytes", 0.0) / 1048576.0, enc->value("zstd_cpu_seconds", 0.0),
+        (unsigned long long)enc->value("delta_pages", 0ull),
+        enc->value("delta_saved_bytes", 0.0) / 1048576.0);
   }
 }
 
@@ -166,10 +167,12 @@ int RunDemo(const Args& args) {
         return 2;
       }
       int x = int(*n);
-      (k == "--vms" ? o.vms : k == "--mem" ? o.mem : k == "--workload" ? o.workload
-                     : k == "--dirty-rate" ? o.dirty_rate : o.link_mbit) = x;
-    }
-    else if (k == "--compress" || k == "--zstd-level" || k == "--delta") {
+      (k == "--vms"          ? o.vms
+       : k == "--mem"        ? o.mem
+       : k == "--workload"   ? o.workload
+       : k == "--dirty-rate" ? o.dirty_rate
+                             : o.link_mbit) = x;
+    } else if (k == "--compress" || k == "--zstd-level" || k == "--delta") {
       Status st = ApplyEncodingFlag(k, v, &o.enc);
       if (!st.ok()) {
         fprintf(stderr, "gangmig demo: %s\n", st.message().c_str());
@@ -229,11 +232,10 @@ int RunDemo(const Args& args) {
   PrintThreeWays(gang, direct, multifd);
 
   if (!o.report.empty()) {
-    nlohmann::json j = {
-        {"link", net},
-        {"gang", gang.report.ToJson()},
-        {"direct", direct.report.ToJson()},
-        {"direct_multifd_zstd", multifd.report.ToJson()}};
+    nlohmann::json j = {{"link", net},
+                        {"gang", gang.report.ToJson()},
+                        {"direct", direct.report.ToJson()},
+                        {"direct_multifd_zstd", multifd.report.ToJson()}};
     j["direct_multifd_zstd"]["kernel_link_bytes"] = multifd.kernel_link_bytes;
     j["direct_multifd_zstd"]["ram_check"] = multifd.ram_check;
     j["direct_multifd_zstd"]["cpu"] = {{"qemu_sources", multifd.qemu_src_cpu},
@@ -258,7 +260,9 @@ int RunDemo(const Args& args) {
   for (const Run* r : {&gang, &direct, &multifd}) {
     if (!r->status.ok()) {
       fprintf(stderr, "gangmig demo: %s run failed: %s\n",
-              r == &gang ? "gang" : r == &direct ? "direct" : "multifd+zstd",
+              r == &gang     ? "gang"
+              : r == &direct ? "direct"
+                             : "multifd+zstd",
               r->status.message().c_str());
       ok = false;
     }

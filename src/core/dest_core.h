@@ -19,12 +19,12 @@
 namespace gangmig::core {
 
 struct DestStats {
-  uint64_t zframes = 0;         // ZFRAMES frames expanded
-  uint64_t zframes_bytes = 0;   // their size on the wire (frame included)
-  uint64_t zframes_raw = 0;     // what they expanded to
-  uint64_t pages = 0;           // PAGE frames
-  uint64_t refs = 0;            // REF frames
-  uint64_t deltas = 0;          // DELTA frames
+  uint64_t zframes = 0;        // ZFRAMES frames expanded
+  uint64_t zframes_bytes = 0;  // their size on the wire (frame included)
+  uint64_t zframes_raw = 0;    // what they expanded to
+  uint64_t pages = 0;          // PAGE frames
+  uint64_t refs = 0;           // REF frames
+  uint64_t deltas = 0;         // DELTA frames
 };
 
 class DestCore {
@@ -48,6 +48,8 @@ class DestCore {
   // names the frame ("DELTA to page id 7 but only 3 pages were sent").
   Status OnFrame(const wire::Frame& f, Output* out);
 
+  // True once the sender's GOODBYE was handled: it sends nothing more.
+  bool goodbye() const { return goodbye_; }
   uint32_t pages() const { return store_.size(); }
   uint64_t bytes_held() const { return store_.bytes_held(); }
   const DestStats& stats() const { return stats_; }

@@ -111,9 +111,8 @@ GangResult RunGang(const std::vector<Bytes>& inputs, uint32_t seed,
     size_t n = std::min<size_t>(wire_bytes.size() - at, 1 + rng() % 70000);
     opener.Feed(ByteView(wire_bytes.data() + at, n));
     at += n;
-    Status st = wire::ForEachFrame(&opener, "from sender", [&](const wire::Frame& f) {
-      return dest.OnFrame(f, &rebuilder);
-    });
+    Status st = wire::ForEachFrame(
+        &opener, "from sender", [&](const wire::Frame& f) { return dest.OnFrame(f, &rebuilder); });
     EXPECT_TRUE(st.ok()) << st.message();
   }
   EXPECT_TRUE(opener.AtEnd().ok());

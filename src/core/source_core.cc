@@ -87,7 +87,8 @@ uint32_t* SourceCore::ChannelEncoder::LastSlot(const qemu_stream::PageLocation& 
   if (where.block >= blocks.size()) blocks.resize(where.block + 1);
   auto& pages = blocks[where.block];
   if (where.page >= pages.size()) {
-    size_t grown = std::max<size_t>(where.page + 1, std::min<size_t>(2 * pages.size(), kMaxTrackedPage));
+    size_t grown =
+        std::max<size_t>(where.page + 1, std::min<size_t>(2 * pages.size(), kMaxTrackedPage));
     pages.resize(grown, kNone);
   }
   return &pages[where.page];

@@ -30,11 +30,11 @@ struct SourceOptions {
 
 // Per VM, all channels.
 struct SourceVmStats {
-  uint64_t pages_sent = 0;        // PAGE frames (new content, whole)
-  uint64_t pages_referenced = 0;  // REF frames (content already sent)
-  uint64_t pages_delta = 0;       // DELTA frames (new content, as a change)
-  uint64_t delta_bytes = 0;       // their delta payloads
-  uint64_t frame_bytes = 0;       // every frame appended for this VM
+  uint64_t pages_sent = 0;           // PAGE frames (new content, whole)
+  uint64_t pages_referenced = 0;     // REF frames (content already sent)
+  uint64_t pages_delta = 0;          // DELTA frames (new content, as a change)
+  uint64_t delta_bytes = 0;          // their delta payloads
+  uint64_t frame_bytes = 0;          // every frame appended for this VM
   uint64_t extra_channel_bytes = 0;  // relayed verbatim on channels > 0
 };
 

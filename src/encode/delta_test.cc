@@ -69,7 +69,8 @@ TEST(ApplyDelta, RejectsMalformedDeltasWithExactErrors) {
   EXPECT_EQ(err({0x80}), "delta: bad or truncated run header at byte 0");
   EXPECT_EQ(err({0x80, 0x80, 1, 'x'}), "delta: bad or truncated run header at byte 0");
   EXPECT_EQ(err({0, 0}), "delta: empty run at byte 0");
-  EXPECT_EQ(err({0, 1, 'x', 0x80, 0x20, 1, 'y'}), "delta: run at byte 3 ends at 4098, past the page end");
+  EXPECT_EQ(err({0, 1, 'x', 0x80, 0x20, 1, 'y'}),
+            "delta: run at byte 3 ends at 4098, past the page end");
   EXPECT_EQ(err({0, 4, 'a', 'b'}), "delta: run at byte 0 needs 4 bytes, 2 left");
   // The largest valid run: the whole page.
   Bytes whole = {0, 0x80, 0x20};  // skip 0, take 4096

@@ -26,14 +26,14 @@ struct CompressionOptions {
 };
 
 struct CompressionStats {
-  uint64_t bodies = 0;              // bodies seen
-  uint64_t compressed = 0;          // sent as ZFRAMES
-  uint64_t raw_in = 0;              // bytes of the bodies sent as ZFRAMES
-  uint64_t zframes_out = 0;         // bytes of those ZFRAMES frames
-  uint64_t skipped_idle = 0;        // kAuto: the link was idle and faster than zstd
-  uint64_t skipped_poor = 0;        // kAuto: recent bodies did not compress
-  uint64_t not_smaller = 0;         // compressed, but sent raw: it did not shrink
-  double cpu_seconds = 0;           // thread CPU time spent compressing
+  uint64_t bodies = 0;        // bodies seen
+  uint64_t compressed = 0;    // sent as ZFRAMES
+  uint64_t raw_in = 0;        // bytes of the bodies sent as ZFRAMES
+  uint64_t zframes_out = 0;   // bytes of those ZFRAMES frames
+  uint64_t skipped_idle = 0;  // kAuto: the link was idle and faster than zstd
+  uint64_t skipped_poor = 0;  // kAuto: recent bodies did not compress
+  uint64_t not_smaller = 0;   // compressed, but sent raw: it did not shrink
+  double cpu_seconds = 0;     // thread CPU time spent compressing
 };
 
 class FrameCompressor : public wire::BodyTransform {

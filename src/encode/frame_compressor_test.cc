@@ -66,7 +66,7 @@ TEST(FrameCompressor, AutoSkipsOnlyAnIdleLinkFasterThanTheCompressor) {
   c.SetBacklog(0);  // idle link, rates unknown: compress
   for (int i = 0; i < 8; ++i) EXPECT_TRUE(c.Transform(Frames(true, i), &out));
   ASSERT_GT(c.stats().raw_in, 1u << 20);  // the compressor's speed is now measured
-  c.SetLinkRate(1e6);  // a link slower than zstd: still compress
+  c.SetLinkRate(1e6);                     // a link slower than zstd: still compress
   EXPECT_TRUE(c.Transform(Frames(true), &out));
   c.SetLinkRate(1e15);  // a link far faster than zstd, and idle: send raw
   EXPECT_FALSE(c.Transform(Frames(true), &out));
@@ -97,7 +97,8 @@ TEST(ZstdDecompressor, RejectsBadInputWithExactErrors) {
   EXPECT_EQ(d.Decompress(z, 0, &out).message(), "zstd: raw length 0 out of range (max 8192)");
   EXPECT_EQ(d.Decompress(z, 9000, &out).message(), "zstd: raw length 9000 out of range (max 8192)");
   EXPECT_EQ(d.Decompress(z, 4000, &out).message(), "zstd: Destination buffer is too small");
-  EXPECT_EQ(d.Decompress(z, 6000, &out).message(), "zstd: decompressed to 5000 bytes, expected 6000");
+  EXPECT_EQ(d.Decompress(z, 6000, &out).message(),
+            "zstd: decompressed to 5000 bytes, expected 6000");
   Bytes cut(z.begin(), z.end() - 3);
   EXPECT_EQ(d.Decompress(cut, 5000, &out).message(), "zstd: Src size is incorrect");
   Bytes junk(z.size(), 0x42);

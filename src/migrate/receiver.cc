@@ -97,7 +97,6 @@ class Session : public core::DestCore::Output {
   net::OutQueue net_out_;
   std::vector<std::unique_ptr<DestVm>> vms_;
   core::DestCore core_;
-  bool goodbye_ = false;
 };
 
 void Session::Event(uint16_t id, const json& ev) {
@@ -192,7 +191,6 @@ Status Session::OnControl(const wire::Frame& f) {
     case FrameType::kAbort:
       return Status::Error("sender aborted: " + std::string(AsChars(f.payload)));
     case FrameType::kGoodbye:
-      goodbye_ = true;
       return Status::Ok();
     default:
       break;
@@ -363,15 +361,14 @@ Status Session::Run() {
       (void)Send();
       return st;
     }
-    bool all = goodbye_;
+    bool all = core_.goodbye();
     for (auto& vm : vms_) all = all && (vm->reported || vm->failed);
     if (all && net_out_.empty()) {
       const core::DestStats& d = core_.stats();
       Log("session finished: " + std::to_string(vms_.size()) + " VMs, " +
-          std::to_string(core_.pages()) + " distinct pages received (" +
-          std::to_string(d.pages) + " whole, " + std::to_string(d.deltas) + " as deltas; " +
-          std::to_string(d.zframes) + " compressed bodies, " +
-          std::to_string(d.zframes_bytes >> 10) + " KiB -> " +
+          std::to_string(core_.pages()) + " distinct pages received (" + std::to_string(d.pages) +
+          " whole, " + std::to_string(d.deltas) + " as deltas; " + std::to_string(d.zframes) +
+          " compressed bodies, " + std::to_string(d.zframes_bytes >> 10) + " KiB -> " +
           std::to_string(d.zframes_raw >> 10) + " KiB)");
       return Status::Ok();
     }
@@ -388,12 +385,14 @@ Result<net::Fd> AcceptSession(int listen_fd, const ReceiverOptions& o, wire::Ses
   if (!fd->valid()) return net::Fd();
   wire::ServerHandshake hs(o.key, o.features);
   Bytes hello(wire::kClientHelloSize);
-  GANGMIG_RETURN_IF_ERROR(net::ReadFull(fd->get(), hello.data(), hello.size(), timeouts::kHandshakeMs));
+  GANGMIG_RETURN_IF_ERROR(
+      net::ReadFull(fd->get(), hello.data(), hello.size(), timeouts::kHandshakeMs));
   auto reply = hs.OnClientHello(hello);
   if (!reply.ok()) return reply.status();
   GANGMIG_RETURN_IF_ERROR(net::WriteFull(fd->get(), *reply, timeouts::kHandshakeMs));
   Bytes proof(wire::kClientProofSize);
-  GANGMIG_RETURN_IF_ERROR(net::ReadFull(fd->get(), proof.data(), proof.size(), timeouts::kHandshakeMs));
+  GANGMIG_RETURN_IF_ERROR(
+      net::ReadFull(fd->get(), proof.data(), proof.size(), timeouts::kHandshakeMs));
   GANGMIG_RETURN_IF_ERROR(hs.OnClientProof(proof));
   *keys = hs.keys();
   *features = hs.agreed();

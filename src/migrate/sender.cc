@@ -78,10 +78,10 @@ struct Vm {
   std::string listen_path;
   net::Fd listener;
   std::vector<Channel> channels;
-  bool ready = false;                // receiver connected to the destination
-  bool dest_done = false;            // receiver: destination loaded everything
-  bool source_done = false;          // source QEMU: "completed"
-  bool finished = false;             // completed or failed, nothing more to do
+  bool ready = false;        // receiver connected to the destination
+  bool dest_done = false;    // receiver: destination loaded everything
+  bool source_done = false;  // source QEMU: "completed"
+  bool finished = false;     // completed or failed, nothing more to do
 };
 
 class Sender {
@@ -124,9 +124,9 @@ class Sender {
   uint16_t features_ = 0;  // agreed with the receiver
   std::unique_ptr<core::SourceCore> core_;
   encode::FrameCompressor compressor_;
-  int64_t rate_since_us_ = 0;    // MeasureLinkRate: start of the current window
+  int64_t rate_since_us_ = 0;  // MeasureLinkRate: start of the current window
   uint64_t rate_since_bytes_ = 0;
-  double link_rate_ = 0;         // fastest the link was seen to take data, bytes/s
+  double link_rate_ = 0;  // fastest the link was seen to take data, bytes/s
   Progress progress_{stderr, opt_.progress};
   std::string workdir_;
   bool own_workdir_ = false;
@@ -138,7 +138,9 @@ Status Sender::Connect() {
   if (!addr.ok()) return addr.status();
   // A receiver that is still starting refuses connections: retry, within one deadline.
   const int64_t deadline = MonotonicMicros() + timeouts::kReceiverConnectMs * 1000LL;
-  auto left_ms = [deadline] { return int(std::max<int64_t>(1, (deadline - MonotonicMicros()) / 1000)); };
+  auto left_ms = [deadline] {
+    return int(std::max<int64_t>(1, (deadline - MonotonicMicros()) / 1000));
+  };
   auto fd = net::Connect(*addr, left_ms());
   while (!fd.ok() && MonotonicMicros() + 100000 < deadline) {
     usleep(100000);
@@ -153,7 +155,8 @@ Status Sender::Connect() {
   wire::ClientHandshake hs(opt_.key, opt_.features);
   GANGMIG_RETURN_IF_ERROR(net::WriteFull(net_.get(), hs.Hello(), timeouts::kHandshakeMs));
   Bytes server_hello(wire::kServerHelloSize);
-  Status st = net::ReadFull(net_.get(), server_hello.data(), server_hello.size(), timeouts::kHandshakeMs);
+  Status st =
+      net::ReadFull(net_.get(), server_hello.data(), server_hello.size(), timeouts::kHandshakeMs);
   if (!st.ok()) return st.WithContext("receiver " + opt_.receiver + ": handshake");
   auto proof = hs.OnServerHello(server_hello);
   if (!proof.ok()) return proof.status().WithContext("receiver " + opt_.receiver);
@@ -162,7 +165,6 @@ Status Sender::Connect() {
   opener_ = std::make_unique<wire::RecordOpener>(hs.keys().s2c);
   writer_ = std::make_unique<wire::RecordWriter>(sealer_.get());
   features_ = hs.agreed();
-  report_->extra["features"] = wire::FeatureNames(features_);
   if (uint16_t missing = opt_.required_features & ~features_) {
     std::string why = "the receiver does not support " + wire::FeatureNames(missing) +
                       ", which this migration requires (upgrade the receiver, or let "
@@ -175,9 +177,9 @@ Status Sender::Connect() {
   }
   if (features_ & wire::kFeatureZstd) writer_->SetTransform(&compressor_);
   core_ = std::make_unique<core::SourceCore>(
-      core::SourceOptions{
-          .index = {.copy_budget_bytes = opt_.verify_copies, .seed = index::PageIndex::RandomSeed()},
-          .delta = (features_ & wire::kFeatureDelta) != 0},
+      core::SourceOptions{.index = {.copy_budget_bytes = opt_.verify_copies,
+                                    .seed = index::PageIndex::RandomSeed()},
+                          .delta = (features_ & wire::kFeatureDelta) != 0},
       writer_->frames());
   // Sent record buffers come back to the writer (RecordWriter::SealIfFull swaps a full
   // record with the empty spare), so frames are built in warm memory, not fresh pages.
@@ -560,9 +562,6 @@ void Sender::Finish() {
   }
 }
 
-// What each encoding saved, for --report. Records mix every VM's frames and are
-// compressed as a whole, so a VM's link bytes are its share of the frames times what
-// the link actually carried.
 // The fastest the link has taken data, over windows of 200 ms: what the compressor must
 // keep up with for compression to cost no time (encode/frame_compressor.cc).
 void Sender::MeasureLinkRate() {
@@ -571,13 +570,16 @@ void Sender::MeasureLinkRate() {
     if (rate_since_us_ == 0) rate_since_us_ = now, rate_since_bytes_ = report_->link_tx_bytes;
     return;
   }
-  double rate = double(report_->link_tx_bytes - rate_since_bytes_) * 1e6 / double(now - rate_since_us_);
+  double rate =
+      double(report_->link_tx_bytes - rate_since_bytes_) * 1e6 / double(now - rate_since_us_);
   link_rate_ = std::max(link_rate_, rate);
   compressor_.SetLinkRate(link_rate_);
   rate_since_us_ = now;
   rate_since_bytes_ = report_->link_tx_bytes;
 }
 
+// Records mix every VM's frames and are compressed as a whole, so a VM's link bytes are
+// its share of the frames times what the link actually carried.
 void Sender::ShareLinkBytes() {
   uint64_t frames = 0;
   for (const VmReport& v : report_->vms) frames += v.frame_bytes;
@@ -586,6 +588,7 @@ void Sender::ShareLinkBytes() {
   for (VmReport& v : report_->vms) v.link_bytes = uint64_t(per_frame_byte * double(v.frame_bytes));
 }
 
+// What each encoding saved, for --report.
 void Sender::ReportEncoding() {
   const encode::CompressionStats& z = compressor_.stats();
   ShareLinkBytes();
@@ -608,7 +611,8 @@ void Sender::ReportEncoding() {
       {"zstd_not_smaller", z.not_smaller},
       {"delta_pages", delta_pages},
       {"delta_bytes", delta_bytes},
-      {"delta_saved_bytes", delta_pages * (wire::kPageFrameSize - wire::kDeltaHeaderSize) - delta_bytes}};
+      {"delta_saved_bytes",
+       delta_pages * (wire::kPageFrameSize - wire::kDeltaHeaderSize) - delta_bytes}};
   if (!core_) return;
   const index::PageIndex& idx = core_->index();
   report_->extra["sender_index"] = {{"distinct_pages", idx.size()},

@@ -24,7 +24,7 @@ struct SenderOptions {
   int timeout_s = 900;           // give up (and roll back) after this long
   uint64_t verify_copies = uint64_t{1} << 30;  // bytes of page copies kept to prove equality
   bool progress = true;
-  encode::CompressionOptions compression;  // of record bodies (when the receiver agrees)
+  encode::CompressionOptions compression;    // of record bodies (when the receiver agrees)
   uint16_t features = wire::kFeaturesKnown;  // offered to the receiver (wire::kFeature*)
   uint16_t required_features = 0;            // refuse a receiver without these
 };

@@ -91,7 +91,6 @@ class StreamBuilder {
   size_t mark_ = 0;
 };
 
-
 // Records every sink call; `out` is the concatenation the parser promises equals its input.
 class RecordingSink : public StreamSink {
  public:
@@ -111,7 +110,7 @@ class RecordingSink : public StreamSink {
   Bytes out;
   std::vector<Bytes> pages;
   std::vector<const uint8_t*> page_ptrs;  // where each OnPage span pointed
-  std::vector<PageLocation> locations;     // where each page lives in the VM
+  std::vector<PageLocation> locations;    // where each page lives in the VM
   size_t literal_calls = 0;
   size_t bad_calls = 0;  // empty literals or pages of the wrong size
 };

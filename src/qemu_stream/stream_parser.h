@@ -192,7 +192,7 @@ class StreamParser {
   uint64_t blocks_left_ = 0;         // MEM_SIZE: bytes of RAM not yet covered by the list
   std::string block_name_;           // block list entry being parsed, for messages
   std::unordered_map<std::string, uint32_t> block_ids_;  // RAM block idstr -> number
-  PageLocation where_;  // of the ZERO/PAGE record being parsed
+  PageLocation where_;                                   // of the ZERO/PAGE record being parsed
 };
 
 }  // namespace gangmig::qemu_stream

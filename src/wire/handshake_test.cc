@@ -148,7 +148,8 @@ TEST(WireHandshake, Version3PeerIsRefused) {
   ServerHandshake s(kKey, kFeaturesKnown);
   Result<Bytes> r = s.OnClientHello(hello);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().message(), "handshake: unsupported protocol version 3 (this build speaks 4)");
+  EXPECT_EQ(r.status().message(),
+            "handshake: unsupported protocol version 3 (this build speaks 4)");
 }
 
 TEST(WireHandshake, FeaturesAreTheIntersection) {

@@ -78,8 +78,8 @@ enum class FrameType : uint8_t {
 inline constexpr size_t kMaxVms = 1024;     // vm ids 0..1023
 inline constexpr size_t kMaxChannels = 64;  // channel ids 0..63; 0 is the main channel
 inline constexpr size_t kPageSize = 4096;
-inline constexpr size_t kMaxDataLen = 1u << 20;  // DATA and RP_DATA payload, 1..1 MiB
-inline constexpr size_t kMaxJsonLen = 65535;     // VM_OPEN, VM_EVENT; also ABORT reasons
+inline constexpr size_t kMaxDataLen = 1u << 20;    // DATA and RP_DATA payload, 1..1 MiB
+inline constexpr size_t kMaxJsonLen = 65535;       // VM_OPEN, VM_EVENT; also ABORT reasons
 inline constexpr size_t kMaxDeltaLen = kPageSize;  // DELTA payload, 1..4096 (encode/delta.h)
 // ZFRAMES payload: be32 raw_len, then a zstd frame that decompresses to exactly raw_len
 // (1..kMaxRecordBody) bytes of whole frames, none of them ZFRAMES.

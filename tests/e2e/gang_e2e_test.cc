@@ -63,9 +63,9 @@ class GangE2E : public ::testing::Test {
 
   void StartReceiver(const std::string& key, const std::vector<std::string>& extra = {}) {
     port_ = FreePort();
-    std::vector<std::string> argv = {GANGMIG_BINARY, "receive", "--listen",
-                                     "127.0.0.1:" + std::to_string(port_), "--key-file", key,
-                                     "--once"};
+    std::vector<std::string> argv = {
+        GANGMIG_BINARY, "receive", "--listen", "127.0.0.1:" + std::to_string(port_),
+        "--key-file",   key,       "--once"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     receiver_ = Spawn(argv, dir_ + "/receiver.log");
     ASSERT_TRUE(WaitForText(dir_ + "/receiver.log", "listening", 10000));
