@@ -25,7 +25,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <memory>
+#include <thread>
 
 #include "base/clock.h"
 #include "core/source_core.h"
@@ -70,6 +72,51 @@ struct Channel {
   bool write_shut = false;
 };
 
+// A source's rollback runs on a thread of its own, so that its QMP waits (cancel, settle,
+// cont: up to ~20 s) never stall the other VMs' streams. The data thread hands the VM's
+// QEMU sockets over and reads the outcome only once the thread has finished.
+struct Rollback {
+  std::thread thread;
+  std::atomic<bool> done{false};
+  std::string outcome;      // appended to the VM's error
+  std::string final_state;  // the source's run state afterwards ("" if unknown)
+  ~Rollback() {
+    if (thread.joinable()) thread.join();
+  }
+};
+
+// migrate_cancel, then close QEMU's sockets (QEMU sees the stream break), wait for QEMU to
+// leave the migration, and `cont` a source that was running and is not any more.
+void RollBackSource(VmMonitor* monitor, const std::string& was_status, std::vector<net::Fd> fds,
+                    Rollback* out) {
+  VmSnapshot s = monitor->Snapshot();
+  if (s.qmp_lost) {
+    out->outcome = "; cannot reach the source QMP to check it";
+    return;
+  }
+  (void)monitor->Execute("migrate_cancel", json::object(), timeouts::kQmpMs);
+  fds.clear();
+  int64_t deadline = MonotonicMicros() + timeouts::kCancelSettleMs * 1000LL;
+  while (MonotonicMicros() < deadline) {
+    monitor->WaitForFreshSnapshot(1000);
+    s = monitor->Snapshot();
+    const std::string& ms = s.migration_status;
+    if (ms != "active" && ms != "setup" && ms != "cancelling" && ms != "device" &&
+        ms != "pre-switchover")
+      break;
+  }
+  if (was_status == "running" && s.run_status != "running") {
+    auto r = monitor->Execute("cont", json::object(), timeouts::kQmpMs);
+    out->outcome = r.ok() ? "; source VM resumed with 'cont'"
+                          : "; 'cont' on the source failed: " + r.status().message();
+    monitor->WaitForFreshSnapshot(1000);
+    s = monitor->Snapshot();
+  } else {
+    out->outcome = "; source VM kept running";
+  }
+  out->final_state = s.run_status;
+}
+
 struct Vm {
   VmSpec spec;
   VmReport* rep = nullptr;
@@ -82,6 +129,7 @@ struct Vm {
   bool dest_done = false;    // receiver: destination loaded everything
   bool source_done = false;  // source QEMU: "completed"
   bool finished = false;     // completed or failed, nothing more to do
+  std::unique_ptr<Rollback> rollback;  // while a failed VM's source is being rolled back
 };
 
 class Sender {
@@ -105,6 +153,7 @@ class Sender {
   void CheckSources();
   void Fail(Vm& vm, const std::string& why);
   void RollBack(Vm& vm);
+  void CollectRollbacks(bool wait);
   void Flush();
   void UpdateVmReport(Vm& vm, uint16_t id);
   Status SendNow();
@@ -497,36 +546,29 @@ void Sender::Fail(Vm& vm, const std::string& why) {
 
 void Sender::RollBack(Vm& vm) {
   if (!vm.monitor) return;
-  VmSnapshot s = vm.monitor->Snapshot();
-  if (s.qmp_lost) {
-    vm.rep->error += "; cannot reach the source QMP to check it";
-    return;
-  }
-  (void)vm.monitor->Execute("migrate_cancel", json::object(), timeouts::kQmpMs);
-  for (auto& c : vm.channels) {  // QEMU sees the stream break
-    c.fd.Reset();
+  std::vector<net::Fd> fds;
+  for (auto& c : vm.channels) {
+    fds.push_back(std::move(c.fd));
     c.read_closed = c.write_shut = true;
   }
-  int64_t deadline = MonotonicMicros() + timeouts::kCancelSettleMs * 1000LL;
-  std::string ms;
-  while (MonotonicMicros() < deadline) {
-    vm.monitor->WaitForFreshSnapshot(1000);
-    s = vm.monitor->Snapshot();
-    ms = s.migration_status;
-    if (ms != "active" && ms != "setup" && ms != "cancelling" && ms != "device" &&
-        ms != "pre-switchover")
-      break;
+  vm.rollback = std::make_unique<Rollback>();
+  Rollback* rb = vm.rollback.get();
+  vm.rollback->thread = std::thread(
+      [rb, monitor = vm.monitor.get(), was = vm.was_status, fds = std::move(fds)]() mutable {
+        RollBackSource(monitor, was, std::move(fds), rb);
+        rb->done = true;
+      });
+}
+
+// Merges finished rollbacks into their VMs' reports (all of them, waiting, if `wait`).
+void Sender::CollectRollbacks(bool wait) {
+  for (auto& vm : vms_) {
+    if (!vm->rollback || (!wait && !vm->rollback->done)) continue;
+    vm->rollback->thread.join();
+    vm->rep->error += vm->rollback->outcome;
+    if (!vm->rollback->final_state.empty()) vm->rep->source_final_state = vm->rollback->final_state;
+    vm->rollback.reset();
   }
-  if (vm.was_status == "running" && s.run_status != "running") {
-    auto r = vm.monitor->Execute("cont", json::object(), timeouts::kQmpMs);
-    vm.rep->error += r.ok() ? "; source VM resumed with 'cont'"
-                            : "; 'cont' on the source failed: " + r.status().message();
-    vm.monitor->WaitForFreshSnapshot(1000);
-    s = vm.monitor->Snapshot();
-  } else {
-    vm.rep->error += "; source VM kept running";
-  }
-  vm.rep->source_final_state = s.run_status;
 }
 
 Status Sender::Loop() {
@@ -534,6 +576,7 @@ Status Sender::Loop() {
   for (;;) {
     GANGMIG_RETURN_IF_ERROR(Step(20));
     CheckSources();
+    CollectRollbacks(false);
     MeasureLinkRate();
     ShareLinkBytes();
     progress_.Update(report_->vms, report_->start_us);
@@ -639,13 +682,14 @@ Status Sender::Run() {
       Flush();
       (void)SendNow();
     }
-    for (auto& vm : vms_) Fail(*vm, st.message());
+    for (auto& vm : vms_) Fail(*vm, st.message());  // the rollbacks run side by side
     for (VmReport& v : report_->vms) {
       if (v.status != "pending") continue;
       v.status = "failed";
       v.error = st.message() + "; migration never started, source untouched";
     }
   }
+  CollectRollbacks(true);
   progress_.Update(report_->vms, report_->start_us, true);
   Finish();
   report_->end_us = WallMicros();

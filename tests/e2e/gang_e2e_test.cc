@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "e2e_util.h"
+#include "testbed/ram_compare.h"
 #include "testbed/scenario.h"
 
 namespace gangmig::e2e {
@@ -346,6 +347,33 @@ TEST_F(GangE2E, DestinationRejectingTheStreamAfterSourceCompletedResumesSource) 
     EXPECT_EQ(vm["status"], "failed");
     EXPECT_NE(vm["error"].get<std::string>().find("destination"), std::string::npos) << vm.dump();
   }
+}
+
+// One VM of the gang fails mid-stream (its destination QEMU is killed): that VM's source
+// is rolled back and keeps running, while the other VM's migration goes on and
+// completes with identical RAM (the rollback runs beside the data path, not in it).
+TEST_F(GangE2E, OneVmFailingLeavesTheOthersMigrating) {
+  ScenarioConfig c = Config(2, 192);
+  c.max_bandwidth = 8 << 20;  // slow enough that the kill lands mid-stream
+  StartScenario(c);
+  StartReceiver(key_);
+  Child m = Spawn(MigrateArgv(key_), dir_ + "/migrate.log");
+  ASSERT_TRUE(WaitForText(dir_ + "/receiver.log", "connected to destination", 20000));
+  sleep(2);
+  pid_t victim = scenario_->destinations()[0]->pid();
+  ASSERT_GT(victim, 0);
+  kill(victim, SIGKILL);
+  EXPECT_EQ(Wait(m, 180000), 1) << Log("migrate.log");
+  nlohmann::json r = ReadJson(dir_ + "/report.json");
+  ASSERT_EQ(r["vms"].size(), 2u);
+  EXPECT_EQ(r["vms"][0]["status"], "failed") << r["vms"][0].dump();
+  EXPECT_EQ(r["vms"][1]["status"], "completed") << r["vms"][1].dump();
+  EXPECT_EQ(*scenario_->sources()[0]->QueryStatus(), "running");
+  EXPECT_EQ(*scenario_->sources()[1]->QueryStatus(), "postmigrate");
+  auto diff = testbed::CompareRamFiles(scenario_->sources()[1]->ram_path(),
+                                       scenario_->destinations()[1]->ram_path());
+  ASSERT_TRUE(diff.ok()) << diff.status().message();
+  EXPECT_EQ(diff->differing_pages, 0u);
 }
 
 TEST_F(GangE2E, MultifdChannelsAreRelayedVerbatim) {
