@@ -25,7 +25,8 @@ const char kMigrateHelp[] =
     "usage: gangmig migrate --to HOST:PORT --key-file FILE --vm SPEC [--vm SPEC ...]\n"
     "                       [--report FILE.json] [--timeout SEC] [--max-buffer MIB]\n"
     "                       [--verify-copies MIB] [--compress auto|zstd|off]\n"
-    "                       [--zstd-level N] [--delta auto|on|off] [--quiet]\n"
+    "                       [--zstd-level N] [--delta auto|on|off] [--dest-window PAGES]\n"
+    "                       [--quiet]\n"
     "       gangmig migrate --direct --vm SPEC [--vm SPEC ...] [--report FILE.json]\n\n"
     "Migrates every VM at once. Each source QEMU is told (over its QMP socket) to migrate\n"
     "into a local gangmig endpoint; gangmig sends each distinct page content once over one\n"
@@ -58,6 +59,10 @@ const char kMigrateHelp[] =
     "  --delta MODE       a page that changed since its last version crossed goes as\n"
     "                     the changed bytes only (auto/on/off, default auto; `on`\n"
     "                     refuses a receiver without it)\n"
+    "  --dest-window PAGES  pages (zero pages included) read from a source but not yet\n"
+    "                     given to its destination, at most (default 1024; 0 = no\n"
+    "                     limit). Keeps the rate QEMU measures equal to the rate the\n"
+    "                     destination takes pages in, so QEMU's downtime estimate holds\n"
     "  --quiet            no progress lines\n\n"
     "QEMU migration parameters (max-bandwidth, downtime-limit, capabilities) are left as\n"
     "they are: set them on the source as for any migration. QEMU's default max-bandwidth\n"
@@ -192,6 +197,10 @@ int RunMigrate(const Args& args) {
     } else if (k == "--compress" || k == "--zstd-level" || k == "--delta") {
       Status st = ApplyEncodingFlag(k, v, &enc);
       if (!st.ok()) return Usage(kMigrateHelp, st.message());
+    } else if (k == "--dest-window") {
+      auto n = ParseNumber(k, v, 0, 1 << 24);
+      if (!n.ok()) return Usage(kMigrateHelp, n.status().message());
+      opt.dest_window_pages = uint64_t(*n);
     } else if (k == "--vm") {
       auto spec = migrate::ParseVmSpec(v);
       if (!spec.ok()) return Usage(kMigrateHelp, spec.status().message());

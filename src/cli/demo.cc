@@ -53,7 +53,7 @@ const char kDemoHelp[] =
     "  --link-mbit N      link rate; 0 = unshaped loopback (default 1000)\n"
     "  --guest-dir DIR    guest image (default $GANGMIG_GUEST_DIR or guest/out)\n"
     "  --report FILE      write every run's figures as JSON\n"
-    "  --compress, --delta  gangmig's encodings, as for `gangmig migrate`\n";
+    "  --compress, --delta, --dest-window  passed to gangmig's sender (migrate --help)\n";
 
 namespace {
 
@@ -62,6 +62,7 @@ constexpr int kGuestOverheadMib = 128;  // guest RAM the image needs besides its
 struct DemoOptions {
   int vms = 4, mem = 256, workload = 64, dirty_rate = 200, link_mbit = 1000;
   std::string guest_dir, report;
+  int64_t dest_window = -1;  // -1: the sender's default
   EncodingChoice enc{.compression = migrate::SenderOptions{}.compression,
                      .features = migrate::SenderOptions{}.features};
 };
@@ -178,6 +179,13 @@ int RunDemo(const Args& args) {
         fprintf(stderr, "gangmig demo: %s\n", st.message().c_str());
         return 2;
       }
+    } else if (k == "--dest-window") {
+      auto n = ParseNumber(k, v, 0, 1 << 24);
+      if (!n.ok()) {
+        fprintf(stderr, "gangmig demo: %s\n", n.status().message().c_str());
+        return 2;
+      }
+      o.dest_window = int64_t(*n);
     } else if (k == "--guest-dir")
       o.guest_dir = v;
     else if (k == "--report")
@@ -224,6 +232,7 @@ int RunDemo(const Args& args) {
   tuning.compression = o.enc.compression;
   tuning.features = o.enc.features;
   tuning.required_features = o.enc.required_features;
+  if (o.dest_window >= 0) tuning.dest_window_pages = uint64_t(o.dest_window);
   Run gang = RunOnce(Mode::kGang, c, key_file, tuning);
   Run direct, multifd;
   if (!migrate::Interrupted()) direct = RunOnce(Mode::kDirect, c, key_file);

@@ -46,7 +46,12 @@ struct DestChannel {
   bool eof_pending = false;  // sender: source closed; shut our write side once drained
   bool write_shut = false;
   bool read_closed = false;
+  uint64_t written = 0;  // bytes handed to the destination's socket
 };
+
+// How far a destination has taken its main stream is reported back (VM_EVENT
+// "progress") every this many bytes, so the sender can bound what is in flight.
+constexpr uint64_t kProgressEvery = 64 * 1024;
 
 struct DestVm {
   std::string name, dest, dest_qmp;
@@ -57,6 +62,9 @@ struct DestVm {
   bool reported = false;  // "done"/"failed" event sent
   int64_t loaded_us = 0;
   int64_t loaded_mono_us = 0;
+  int64_t eof_frame_us = 0;    // the sender said the main stream ended
+  int64_t delivered_us = 0;    // the whole main stream was written to the destination
+  uint64_t progress_sent = 0;  // main-stream bytes last reported in a "progress" event
   uint64_t bytes_out = 0;
 };
 
@@ -82,6 +90,7 @@ class Session : public core::DestCore::Output {
   void WriteDest(DestVm& vm, uint16_t id, uint8_t ch);
   void ReadDest(DestVm& vm, uint16_t id, uint8_t ch);
   void CheckLoaded(DestVm& vm, uint16_t id);
+  void ReportProgress(DestVm& vm, uint16_t id);
   void FailVm(DestVm& vm, uint16_t id, const std::string& why);
   void Event(uint16_t id, const json& ev);
   Status Send();
@@ -211,6 +220,7 @@ Status Session::OnControl(const wire::Frame& f) {
         return Status::Error("CHANNEL_EOF for unknown channel " + std::to_string(f.channel) +
                              " of vm " + vm.name);
       vm.channels[f.channel].eof_pending = true;
+      if (f.channel == 0) vm.eof_frame_us = WallMicros();
       return Status::Ok();
     default:
       return Status::Error("unexpected frame type " + std::to_string(int(f.type)) +
@@ -238,10 +248,12 @@ void Session::WriteDest(DestVm& vm, uint16_t id, uint8_t ch) {
                  " (did it reject the stream? see its log)");
       return;
     }
+    c.written += *w;
   }
   if (c.out.empty() && c.eof_pending && !c.write_shut) {
     shutdown(c.fd.get(), SHUT_WR);
     c.write_shut = true;
+    if (ch == 0) vm.delivered_us = WallMicros();
   }
 }
 
@@ -271,10 +283,26 @@ void Session::ReadDest(DestVm& vm, uint16_t id, uint8_t ch) {
   vm.loaded_mono_us = MonotonicMicros();
 }
 
+// Tells the sender how much of the main stream the destination has been given, so that
+// it reads its source only as fast as the destination takes the stream in.
+void Session::ReportProgress(DestVm& vm, uint16_t id) {
+  if (vm.failed || vm.channels.empty()) return;
+  uint64_t written = vm.channels[0].written;
+  if (written - vm.progress_sent < kProgressEvery &&
+      !(written > vm.progress_sent && vm.channels[0].out.empty()))
+    return;
+  vm.progress_sent = written;
+  Event(id, {{"event", "progress"}, {"delivered", written}});
+}
+
 // After the main channel closed: asks the destination's QMP (if any) how the load went.
 void Session::CheckLoaded(DestVm& vm, uint16_t id) {
   if (!vm.loaded || vm.reported || vm.failed) return;
-  json ev = {{"event", "done"}, {"loaded_us", vm.loaded_us}, {"bytes", vm.bytes_out}};
+  json ev = {{"event", "done"},
+             {"loaded_us", vm.loaded_us},
+             {"bytes", vm.bytes_out},
+             {"eof_frame_us", vm.eof_frame_us},
+             {"delivered_us", vm.delivered_us}};
   if (vm.monitor) {
     VmSnapshot s = vm.monitor->Snapshot();
     bool timeout = MonotonicMicros() - vm.loaded_mono_us > timeouts::kLoadSettleMs * 1000LL;
@@ -344,7 +372,10 @@ Status Session::Step() {
     if (re & POLLOUT) WriteDest(vm, id, ch);
     if (!vm.failed && (re & (POLLIN | POLLHUP | POLLERR))) ReadDest(vm, id, ch);
   }
-  for (size_t i = 0; i < vms_.size(); ++i) CheckLoaded(*vms_[i], uint16_t(i));
+  for (size_t i = 0; i < vms_.size(); ++i) {
+    CheckLoaded(*vms_[i], uint16_t(i));
+    ReportProgress(*vms_[i], uint16_t(i));
+  }
   return Send();
 }
 

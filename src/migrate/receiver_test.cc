@@ -74,6 +74,15 @@ struct FakeSender {
     }
     return "<timeout>";
   }
+  // The next VM_EVENT named `name` ("done", "progress", ...), skipping other events.
+  std::string WaitForEvent(const std::string& name) {
+    for (int i = 0; i < 100; ++i) {
+      std::string ev = WaitFor(wire::FrameType::kVmEvent);
+      if (ev.rfind("<", 0) == 0 || ev.find(R"("event":")" + name + R"(")") != std::string::npos)
+        return ev;
+    }
+    return "<no " + name + " event>";
+  }
 };
 
 class ReceiverTest : public ::testing::Test {
@@ -112,8 +121,7 @@ class ReceiverTest : public ::testing::Test {
   // after GOODBYE the session ends cleanly.
   void ExpectLoadedAndSessionOk() {
     qemu_.Reset();
-    EXPECT_NE(sender_.WaitFor(wire::FrameType::kVmEvent).find(R"("event":"done")"),
-              std::string::npos);
+    EXPECT_NE(sender_.WaitForEvent("done").find(R"("event":"done")"), std::string::npos);
     Bytes bye;
     wire::AppendGoodbye(&bye);
     ASSERT_TRUE(sender_.Send(bye).ok());
@@ -155,6 +163,9 @@ TEST_F(ReceiverTest, RebuildsDataPagesAndReferences) {
   ASSERT_TRUE(sender_.Send(f).ok());
   std::string expect = "head" + std::string(4096, 'p') + "mid" + std::string(4096, 'p');
   EXPECT_EQ(DestinationBytesUntilClose(), expect);
+  // The sender learns how far the destination has been given the stream.
+  EXPECT_EQ(sender_.WaitForEvent("progress"),
+            R"({"delivered":)" + std::to_string(expect.size()) + R"(,"event":"progress"})");
   ExpectLoadedAndSessionOk();
 }
 

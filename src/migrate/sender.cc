@@ -26,6 +26,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <deque>
 #include <memory>
 #include <thread>
 
@@ -125,11 +126,16 @@ struct Vm {
   std::string listen_path;
   net::Fd listener;
   std::vector<Channel> channels;
-  bool ready = false;        // receiver connected to the destination
-  bool dest_done = false;    // receiver: destination loaded everything
-  bool source_done = false;  // source QEMU: "completed"
-  bool finished = false;     // completed or failed, nothing more to do
+  bool ready = false;                  // receiver connected to the destination
+  bool dest_done = false;              // receiver: destination loaded everything
+  bool source_done = false;            // source QEMU: "completed"
+  bool finished = false;               // completed or failed, nothing more to do
   std::unique_ptr<Rollback> rollback;  // while a failed VM's source is being rolled back
+  // End-to-end window: (main-stream offset, pages parsed up to it) after each read, and
+  // how far the receiver has handed the stream to the destination (its "progress").
+  std::deque<std::pair<uint64_t, uint64_t>> read_marks;
+  uint64_t pages_acked = 0;  // pages the destination has been given
+  uint64_t pages_read = 0;   // pages (with zero pages) parsed from the source so far
 };
 
 class Sender {
@@ -151,6 +157,7 @@ class Sender {
   void ReadChannel(Vm& vm, uint16_t id, uint8_t ch);
   void WriteChannel(Vm& vm, uint8_t ch);
   void CheckSources();
+  bool Stopping(const Vm& vm, uint16_t id) const;
   void Fail(Vm& vm, const std::string& why);
   void RollBack(Vm& vm);
   void CollectRollbacks(bool wait);
@@ -262,6 +269,7 @@ Status Sender::PrepareVms() {
     if (ms == "active" || ms == "setup" || ms == "device" || ms == "pre-switchover")
       return Status::Error("vm " + vm->spec.name + ": a migration is already running (" + ms + ")");
     vm->monitor = std::make_unique<VmMonitor>(std::move(client).value(), 100);
+    vm->monitor->EnableMigrationEvents();  // QEMU's own "completed" timestamp, for reports
     vm->listen_path = workdir_ + "/vm" + std::to_string(i) + ".sock";
     auto l = net::Listen(net::Address{net::Address::Kind::kUnix, vm->listen_path, "", 0});
     if (!l.ok()) return l.status().WithContext("vm " + vm->spec.name);
@@ -323,11 +331,23 @@ void Sender::ReadChannel(Vm& vm, uint16_t id, uint8_t ch) {
   if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
   if (n <= 0) {
     c.read_closed = true;
+    if (ch == 0) vm.rep->source_eof_us = WallMicros();
     core_->Close(id, ch);
   } else {
     vm.rep->stream_bytes += uint64_t(n);
     TeeStream("sender", id, ch, ByteView(buf.data(), size_t(n)));
     core_->Feed(id, ch, ByteView(buf.data(), size_t(n)));
+    if (ch == 0) {
+      const qemu_stream::ParserStats& ps = core_->parser(id).stats();
+      vm.pages_read = ps.pages + ps.zero_pages;
+      // The offset of what has gone out as frames: a page split across reads waits in
+      // the parser, and the receiver cannot deliver what was not sent.
+      uint64_t sent_offset = ps.bytes_in - core_->parser(id).held_back();
+      vm.read_marks.emplace_back(sent_offset, vm.pages_read);
+      vm.rep->source_last_data_us = WallMicros();
+      if (!vm.rep->ram_end_us && core_->parser(id).stats().ram_end_started)
+        vm.rep->ram_end_us = vm.rep->source_last_data_us;
+    }
   }
   UpdateVmReport(vm, id);
   Bytes sealed = net_out_.TakeSpare();
@@ -372,10 +392,18 @@ Status Sender::OnVmEvent(Vm& vm, const json& ev) {
   std::string what = ev.value("event", "");
   if (what == "ready") {
     vm.ready = true;
+  } else if (what == "progress") {
+    uint64_t delivered = ev.value("delivered", uint64_t(0));
+    while (!vm.read_marks.empty() && vm.read_marks.front().first <= delivered) {
+      vm.pages_acked = vm.read_marks.front().second;
+      vm.read_marks.pop_front();
+    }
   } else if (what == "done") {
     vm.dest_done = true;
     vm.rep->dest_loaded_us = ev.value("loaded_us", int64_t(0));
     vm.rep->dest_resume_us = ev.value("resume_us", int64_t(0));
+    vm.rep->dest_eof_frame_us = ev.value("eof_frame_us", int64_t(0));
+    vm.rep->dest_delivered_us = ev.value("delivered_us", int64_t(0));
   } else if (what == "failed") {
     std::string err = "destination: " + ev.value("error", std::string("unknown error"));
     if (!vm.ready) {
@@ -453,21 +481,38 @@ Status Sender::Step(int timeout_ms) {
     int ch;
   };  // ch -1: listener
   std::vector<Slot> slots;
+  // A VM whose source has stopped for switchover is in its downtime. Stopping VMs are
+  // read first, and while one is, the others only while little waits for the link, so
+  // stopped VMs' last bytes are not queued behind pre-copy traffic. The others are
+  // never shut out: a VM can be stopped before we know it (its STOP event waits behind
+  // a QMP query that QEMU answers only after it wrote its last round into our socket).
   bool room = net_out_.size() < opt_.max_buffer;
-  // A VM whose source has stopped for switchover is in its downtime: while one is,
-  // only stopped VMs are read, so their last bytes are not queued behind other VMs'
-  // pre-copy traffic on the shared link.
-  bool any_stopped = false;
-  for (auto& vm : vms_)
-    any_stopped = any_stopped || (!vm->finished && !vm->source_done && vm->monitor->StopUs());
+  bool little_queued = net_out_.size() < opt_.max_buffer / 4;
+  std::vector<uint8_t> stopping(vms_.size(), 0);
+  bool any_stopping = false;
+  for (size_t i = 0; i < vms_.size(); ++i) {
+    stopping[i] = !vms_[i]->finished && !vms_[i]->source_done && Stopping(*vms_[i], uint16_t(i));
+    any_stopping = any_stopping || stopping[i];
+  }
   fds.push_back({net_.get(), short(POLLIN | (net_out_.empty() ? 0 : POLLOUT)), 0});
   slots.push_back({-1, -1});
-  for (size_t i = 0; i < vms_.size(); ++i) {
+  std::vector<size_t> order;  // stopping VMs first: they are served first in each round
+  for (size_t i = 0; i < vms_.size(); ++i)
+    if (stopping[i]) order.push_back(i);
+  for (size_t i = 0; i < vms_.size(); ++i)
+    if (!stopping[i]) order.push_back(i);
+  for (size_t i : order) {
     Vm& vm = *vms_[i];
     if (vm.finished) continue;
     fds.push_back({vm.listener.get(), POLLIN, 0});
     slots.push_back({int(i), -1});
-    bool read_this = room && (!any_stopped || vm.monitor->StopUs() != 0);
+    // Pages (zero pages too: each costs the destination a write) read from this source
+    // but not yet given to its destination. Keeping them under --dest-window keeps the
+    // rate QEMU measures equal to the rate its destination really takes pages in, so
+    // QEMU's switchover estimate holds and no backlog is left to load in the downtime.
+    bool window_open =
+        opt_.dest_window_pages == 0 || vm.pages_read - vm.pages_acked < opt_.dest_window_pages;
+    bool read_this = room && window_open && (stopping[i] || !any_stopping || little_queued);
     for (size_t ch = 0; ch < vm.channels.size(); ++ch) {
       Channel& c = vm.channels[ch];
       short ev = 0;
@@ -502,12 +547,23 @@ Status Sender::Step(int timeout_ms) {
   return SendNow();
 }
 
+// Stopped for switchover: QEMU's STOP event, or (sooner, and without QMP) the start of
+// the RAM END section in the stream, which QEMU writes only after stopping the VM.
+bool Sender::Stopping(const Vm& vm, uint16_t id) const {
+  if (vm.monitor->StopUs() != 0) return true;
+  return !vm.channels.empty() && core_->parser(id).stats().ram_end_started;
+}
+
 void Sender::CheckSources() {
   for (auto& vmp : vms_) {
     Vm& vm = *vmp;
     if (vm.finished) continue;
     VmSnapshot s = vm.monitor->Snapshot();
-    if (s.stop_us) vm.rep->stop_us = s.stop_us;
+    if (s.stop_us && !vm.rep->stop_us) {
+      vm.rep->stop_us = s.stop_us;
+      vm.rep->stream_bytes_at_stop = vm.rep->stream_bytes;  // what remains is the last round
+      vm.rep->frame_bytes_at_stop = vm.rep->frame_bytes;
+    }
     if (s.qmp_lost) {
       Fail(vm, "lost the source QMP connection (" + s.qmp_error + ")");
       continue;
@@ -530,6 +586,7 @@ void Sender::CheckSources() {
       vm.rep->phase = "done";
       vm.rep->end_us = vm.rep->dest_resume_us ? vm.rep->dest_resume_us : vm.rep->dest_loaded_us;
       vm.rep->source_final_state = s.run_status;
+      vm.rep->source_completed_us = s.completed_us;
     }
   }
 }

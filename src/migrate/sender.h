@@ -27,6 +27,8 @@ struct SenderOptions {
   encode::CompressionOptions compression;    // of record bodies (when the receiver agrees)
   uint16_t features = wire::kFeaturesKnown;  // offered to the receiver (wire::kFeature*)
   uint16_t required_features = 0;            // refuse a receiver without these
+  // Pages read from a source but not yet given to its destination, at most (0: no limit).
+  uint64_t dest_window_pages = 1024;
 };
 
 // Makes SIGINT/SIGTERM end a running migration the safe way (rolled back, sources kept

@@ -330,6 +330,7 @@ bool StreamParser::OnSectionStart(uint32_t version) {
 bool StreamParser::OnSectionPart(uint32_t id) {
   section_id_ = id;
   if (have_ram_id_ && id == ram_id_) {
+    if (section_type_ == kRecSectionEnd) stats_.ram_end_started = true;
     mem_size_allowed_ = false;
     Go(State::kRamWord);
     return true;

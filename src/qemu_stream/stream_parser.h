@@ -59,7 +59,9 @@ struct ParserStats {
   uint64_t ram_sections = 0;       // RAM START/PART/END sections parsed
   uint64_t passthrough_bytes = 0;  // bytes forwarded after a fallback to pass-through
   bool multifd_flush_seen = false;
-  bool return_path = false;  // OPEN_RETURN_PATH command seen
+  bool return_path = false;      // OPEN_RETURN_PATH command seen
+  bool ram_end_started = false;  // RAM END section begun: the source VM is stopped and
+                                 // this is its last round
 };
 
 class StreamParser {
@@ -86,6 +88,8 @@ class StreamParser {
   // What made the parser give up, with the stream offset; empty unless kPassThrough.
   const std::string& fallback_reason() const { return fallback_reason_; }
   const ParserStats& stats() const { return stats_; }
+  // Bytes fed but not yet given to the sink (a PAGE payload split across Feed calls).
+  size_t held_back() const { return page_have_; }
 
  private:
   // What the next bytes of the stream are; each state reads one fixed-size unit.

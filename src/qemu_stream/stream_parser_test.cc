@@ -433,5 +433,27 @@ TEST(StreamParserNoiseTest, RandomBytes) {
   }
 }
 
+// The start of the RAM END section is the in-band sign that the source VM stopped (its
+// last round); a page split across two Feed calls is the only thing held back.
+TEST(StreamParserTest, ReportsTheLastRoundAndWhatItHoldsBack) {
+  StreamBuilder b;
+  b.Prelude().RamStart().Part(2).Page(0, "pc.ram", PageContent(1)).Eos().Footer(2);
+  size_t before_end = b.size();
+  b.End(2).Page(0x1000, "", PageContent(2)).Eos().Footer(2).Eof();
+  RecordingSink sink;
+  StreamParser p(&sink);
+  p.Feed(ByteView(b.bytes()).first(before_end));
+  EXPECT_FALSE(p.stats().ram_end_started);
+  EXPECT_EQ(p.held_back(), 0u);
+  size_t into_page = before_end + 5 + 8 + 100;  // END header, record word, 100 page bytes
+  p.Feed(ByteView(b.bytes()).subspan(before_end, into_page - before_end));
+  EXPECT_TRUE(p.stats().ram_end_started);
+  EXPECT_EQ(p.held_back(), 100u);
+  p.Feed(ByteView(b.bytes()).subspan(into_page));
+  EXPECT_EQ(p.held_back(), 0u);
+  p.Finish();
+  EXPECT_EQ(sink.out, b.bytes());
+}
+
 }  // namespace
 }  // namespace gangmig::qemu_stream
