@@ -16,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "base/ordered_work.h"
 #include "cli/commands.h"
 #include "cli/flags.h"
 #include "cli/runs.h"
@@ -28,7 +29,8 @@ const char kBenchHelp[] =
     "usage: gangmig bench [--smoke] [--scenarios LIST] [--reps N] [--link-mbit MBIT]\n"
     "                     [--points LIST] [--out DIR] [--guest-dir DIR]\n"
     "                     [--verify-copies MIB] [--compress auto|zstd|off]\n"
-    "                     [--zstd-level N] [--delta auto|on|off] [--dest-window PAGES]\n\n"
+    "                     [--zstd-level N] [--delta auto|on|off] [--dest-window PAGES]\n"
+    "                     [--threads N]\n\n"
     "Runs the benchmark scenarios, each point three ways (gang, direct,\n"
     "direct-multifd-zstd) and --reps times, in a private network namespace whose loopback\n"
     "is shaped to --link-mbit (default 1000). Writes DIR (default results/): raw JSON per\n"
@@ -44,8 +46,8 @@ const char kBenchHelp[] =
     "--points LIST keeps only the points named (e.g. --scenarios single-size --points 8G).\n"
     "--verify-copies MIB is passed to gangmig's sender (default 1024; 0 proves every\n"
     "page with SHA-256 and keeps no copies, e.g. for VMs that fill this host's memory).\n"
-    "--compress, --zstd-level, --delta, --dest-window are passed to gangmig's sender (see\n"
-    "migrate --help).\n";
+    "--compress, --zstd-level, --delta, --dest-window, --threads are passed to gangmig's\n"
+    "sender (see migrate --help).\n";
 
 namespace {
 
@@ -217,13 +219,16 @@ int RunBench(const Args& args) {
         return 2;
       }
       tuning.verify_copies = uint64_t(*n) << 20;
-    } else if (k == "--dest-window") {
-      auto n = ParseNumber(k, v, 0, 1 << 24);
+    } else if (k == "--dest-window" || k == "--threads") {
+      auto n = ParseNumber(k, v, 0, k == "--threads" ? OrderedWork::kMaxThreads : 1 << 24);
       if (!n.ok()) {
         fprintf(stderr, "gangmig bench: %s\n", n.status().message().c_str());
         return 2;
       }
-      tuning.dest_window_pages = uint64_t(*n);
+      if (k == "--threads")
+        tuning.threads = int(*n);
+      else
+        tuning.dest_window_pages = uint64_t(*n);
     } else if (k == "--compress" || k == "--zstd-level" || k == "--delta") {
       Status st = ApplyEncodingFlag(k, v, &enc);
       if (!st.ok()) {

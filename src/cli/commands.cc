@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "base/bytes.h"
+#include "base/ordered_work.h"
 #include "cli/flags.h"
 #include "migrate/direct.h"
 #include "migrate/receiver.h"
@@ -26,7 +27,7 @@ const char kMigrateHelp[] =
     "                       [--report FILE.json] [--timeout SEC] [--max-buffer MIB]\n"
     "                       [--verify-copies MIB] [--compress auto|zstd|off]\n"
     "                       [--zstd-level N] [--delta auto|on|off] [--dest-window PAGES]\n"
-    "                       [--quiet]\n"
+    "                       [--threads N] [--quiet]\n"
     "       gangmig migrate --direct --vm SPEC [--vm SPEC ...] [--report FILE.json]\n\n"
     "Migrates every VM at once. Each source QEMU is told (over its QMP socket) to migrate\n"
     "into a local gangmig endpoint; gangmig sends each distinct page content once over one\n"
@@ -63,6 +64,9 @@ const char kMigrateHelp[] =
     "                     given to its destination, at most (default 1024; 0 = no\n"
     "                     limit). Keeps the rate QEMU measures equal to the rate the\n"
     "                     destination takes pages in, so QEMU's downtime estimate holds\n"
+    "  --threads N        threads compressing record bodies beside the data thread\n"
+    "                     (default: one per CPU, at most 8; 0 = on the data thread).\n"
+    "                     Records keep their order on the link whatever N is\n"
     "  --quiet            no progress lines\n\n"
     "QEMU migration parameters (max-bandwidth, downtime-limit, capabilities) are left as\n"
     "they are: set them on the source as for any migration. QEMU's default max-bandwidth\n"
@@ -201,6 +205,10 @@ int RunMigrate(const Args& args) {
       auto n = ParseNumber(k, v, 0, 1 << 24);
       if (!n.ok()) return Usage(kMigrateHelp, n.status().message());
       opt.dest_window_pages = uint64_t(*n);
+    } else if (k == "--threads") {
+      auto n = ParseNumber(k, v, 0, OrderedWork::kMaxThreads);
+      if (!n.ok()) return Usage(kMigrateHelp, n.status().message());
+      opt.threads = int(*n);
     } else if (k == "--vm") {
       auto spec = migrate::ParseVmSpec(v);
       if (!spec.ok()) return Usage(kMigrateHelp, spec.status().message());

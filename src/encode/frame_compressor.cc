@@ -27,7 +27,9 @@ constexpr size_t kHeader = wire::kZFramesHeaderSize + wire::kZFramesRawLenSize;
 
 }  // namespace
 
-bool FrameCompressor::ShouldTry() {
+bool FrameCompressor::ShouldTry(size_t body_size) {
+  ++stats_.bodies;
+  if (body_size <= kHeader + 16) return false;
   switch (options_.mode) {
     case CompressionOptions::Mode::kOff:
       return false;
@@ -36,12 +38,12 @@ bool FrameCompressor::ShouldTry() {
     case CompressionOptions::Mode::kAuto:
       break;
   }
-  // Raw bytes per CPU second of this compressor; until 1 MiB was measured, assume it
-  // keeps up (level 1 does ~1 GB/s of guest pages per core).
+  // Raw bytes per CPU second of one compressing thread; until 1 MiB was measured,
+  // assume it keeps up (level 1 does ~1 GB/s of guest pages per core).
   double speed = stats_.raw_in > (1u << 20) && stats_.cpu_seconds > 0
                      ? double(stats_.raw_in) / stats_.cpu_seconds
                      : 0;
-  if (backlog_ < options_.busy_backlog && speed > 0 && link_rate_ > speed) {
+  if (backlog_ < options_.busy_backlog && speed > 0 && link_rate_ > speed * parallelism_) {
     ++stats_.skipped_idle;
     return false;
   }
@@ -55,25 +57,40 @@ bool FrameCompressor::ShouldTry() {
 
 void FrameCompressor::Observe(double ratio) { recent_ratio_ = 0.5 * recent_ratio_ + 0.5 * ratio; }
 
-bool FrameCompressor::Transform(ByteView body, Bytes* out) {
-  ++stats_.bodies;
-  if (body.size() <= kHeader + 16 || !ShouldTry()) return false;
-  double t0 = ThreadCpuSeconds();
+bool FrameCompressor::Compress(ZstdCompressor* zstd, int level, ByteView body, Bytes* out,
+                               double* ratio) {
   out->resize(kHeader + ZstdCompressor::Bound(body.size()));
-  size_t n = zstd_.Compress(body, options_.level, out->data() + kHeader, out->size() - kHeader);
-  stats_.cpu_seconds += ThreadCpuSeconds() - t0;
-  Observe(double(n) / double(body.size()));
+  size_t n = zstd->Compress(body, level, out->data() + kHeader, out->size() - kHeader);
+  *ratio = double(n) / double(body.size());
   if ((kHeader + n) * 50 > body.size() * 49) {  // saves less than 2%
-    ++stats_.not_smaller;
     out->clear();
     return false;
   }
   wire::PutZFramesHeader(out->data(), n, body.size());
   out->resize(kHeader + n);
-  ++stats_.compressed;
-  stats_.raw_in += body.size();
-  stats_.zframes_out += out->size();
   return true;
+}
+
+void FrameCompressor::Record(size_t raw, bool compressed, size_t out_size, double ratio,
+                             double cpu_seconds) {
+  stats_.cpu_seconds += cpu_seconds;
+  Observe(ratio);
+  if (!compressed) {
+    ++stats_.not_smaller;
+    return;
+  }
+  ++stats_.compressed;
+  stats_.raw_in += raw;
+  stats_.zframes_out += out_size;
+}
+
+bool FrameCompressor::Transform(ByteView body, Bytes* out) {
+  if (!ShouldTry(body.size())) return false;
+  double t0 = ThreadCpuSeconds();
+  double ratio = 1;
+  bool ok = Compress(&zstd_, options_.level, body, out, &ratio);
+  Record(body.size(), ok, out->size(), ratio, ThreadCpuSeconds() - t0);
+  return ok;
 }
 
 }  // namespace gangmig::encode

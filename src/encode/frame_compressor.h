@@ -36,6 +36,9 @@ struct CompressionStats {
   double cpu_seconds = 0;     // thread CPU time spent compressing
 };
 
+// The policy and its bookkeeping run on one thread (the sender's); the compression
+// itself, Compress(), is a pure function any thread may run with its own ZstdCompressor
+// (migrate/seal_pipeline.h runs it on a worker pool). Transform() does all three inline.
 class FrameCompressor : public wire::BodyTransform {
  public:
   explicit FrameCompressor(const CompressionOptions& options) : options_(options) {}
@@ -44,11 +47,22 @@ class FrameCompressor : public wire::BodyTransform {
   void SetBacklog(size_t bytes) { backlog_ = bytes; }
   // The fastest rate (bytes/s) the link has been seen to take data; 0 while unknown.
   void SetLinkRate(double bytes_per_second) { link_rate_ = bytes_per_second; }
+  // How many threads compress side by side: the compressor keeps up with a link that
+  // many times faster than one thread's measured speed.
+  void SetParallelism(int threads) { parallelism_ = threads < 1 ? 1 : threads; }
   bool Transform(ByteView body, Bytes* out) override;
   const CompressionStats& stats() const { return stats_; }
 
+  // Counts a body and says whether to try compressing it (the policy above).
+  bool ShouldTry(size_t body_size);
+  // Compresses `body` into *out as one ZFRAMES frame and returns true, or returns false
+  // (out cleared) when that would not save at least 2%. Sets *ratio to compressed/raw.
+  static bool Compress(ZstdCompressor* zstd, int level, ByteView body, Bytes* out, double* ratio);
+  // Books a tried body: what Compress() said, and the thread CPU time it took.
+  void Record(size_t raw, bool compressed, size_t out_size, double ratio, double cpu_seconds);
+  int level() const { return options_.level; }
+
  private:
-  bool ShouldTry();
   void Observe(double ratio);
 
   CompressionOptions options_;
@@ -56,6 +70,7 @@ class FrameCompressor : public wire::BodyTransform {
   CompressionStats stats_;
   size_t backlog_ = 0;
   double link_rate_ = 0;
+  int parallelism_ = 1;
   double recent_ratio_ = 0.5;  // moving average of compressed/raw over tried bodies
   uint32_t since_try_ = 0;     // bodies skipped as poor since the last try
 };

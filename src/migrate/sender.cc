@@ -31,9 +31,11 @@
 #include <thread>
 
 #include "base/clock.h"
+#include "base/ordered_work.h"
 #include "core/source_core.h"
 #include "encode/frame_compressor.h"
 #include "migrate/progress.h"
+#include "migrate/seal_pipeline.h"
 #include "migrate/stream_tee.h"
 #include "migrate/timeouts.h"
 #include "migrate/vm_monitor.h"
@@ -161,7 +163,10 @@ class Sender {
   void Fail(Vm& vm, const std::string& why);
   void RollBack(Vm& vm);
   void CollectRollbacks(bool wait);
-  void Flush();
+  // Seals what is pending and queues the finished records for the link; `wait`: all of
+  // them, including bodies still being compressed.
+  void Flush(bool wait = false);
+  size_t Queued() const;
   void UpdateVmReport(Vm& vm, uint16_t id);
   Status SendNow();
   void Finish();
@@ -180,7 +185,8 @@ class Sender {
   uint16_t features_ = 0;  // agreed with the receiver
   std::unique_ptr<core::SourceCore> core_;
   encode::FrameCompressor compressor_;
-  int64_t rate_since_us_ = 0;  // MeasureLinkRate: start of the current window
+  std::unique_ptr<SealPipeline> seal_;  // between writer_ and net_out_
+  int64_t rate_since_us_ = 0;           // MeasureLinkRate: start of the current window
   uint64_t rate_since_bytes_ = 0;
   double link_rate_ = 0;  // fastest the link was seen to take data, bytes/s
   Progress progress_{stderr, opt_.progress};
@@ -219,19 +225,21 @@ Status Sender::Connect() {
   GANGMIG_RETURN_IF_ERROR(net::WriteFull(net_.get(), *proof, timeouts::kHandshakeMs));
   sealer_ = std::make_unique<wire::RecordSealer>(hs.keys().c2s);
   opener_ = std::make_unique<wire::RecordOpener>(hs.keys().s2c);
-  writer_ = std::make_unique<wire::RecordWriter>(sealer_.get());
   features_ = hs.agreed();
+  int threads = opt_.threads >= 0 ? opt_.threads : OrderedWork::DefaultThreads();
+  seal_ = std::make_unique<SealPipeline>(
+      sealer_.get(), (features_ & wire::kFeatureZstd) ? &compressor_ : nullptr, threads, &net_out_);
+  writer_ = std::make_unique<wire::RecordWriter>(seal_.get());
   if (uint16_t missing = opt_.required_features & ~features_) {
     std::string why = "the receiver does not support " + wire::FeatureNames(missing) +
                       ", which this migration requires (upgrade the receiver, or let "
                       "--compress and --delta default to auto)";
     wire::AppendAbort(writer_->frames(), why);
-    Flush();
+    Flush(/*wait=*/true);
     (void)SendNow();
     writer_.reset();  // nothing more goes to this receiver
     return Status::Error(why);
   }
-  if (features_ & wire::kFeatureZstd) writer_->SetTransform(&compressor_);
   core_ = std::make_unique<core::SourceCore>(
       core::SourceOptions{.index = {.copy_budget_bytes = opt_.verify_copies,
                                     .seed = index::PageIndex::RandomSeed()},
@@ -278,7 +286,7 @@ Status Sender::PrepareVms() {
     wire::AppendVmOpen(writer_->frames(), uint16_t(i), open.dump());
     vms_.push_back(std::move(vm));
   }
-  Flush();
+  Flush(/*wait=*/true);
   return SendNow();
 }
 
@@ -350,10 +358,9 @@ void Sender::ReadChannel(Vm& vm, uint16_t id, uint8_t ch) {
     }
   }
   UpdateVmReport(vm, id);
-  Bytes sealed = net_out_.TakeSpare();
-  compressor_.SetBacklog(net_out_.size());
-  writer_->SealIfFull(&sealed);
-  net_out_.AppendOwned(std::move(sealed));
+  compressor_.SetBacklog(Queued());
+  writer_->SealIfFull(nullptr);
+  seal_->Collect(/*wait=*/false);
 }
 
 void Sender::UpdateVmReport(Vm& vm, uint16_t id) {
@@ -458,12 +465,14 @@ Status Sender::OnNetReadable() {
                             [this](const wire::Frame& f) { return OnFrame(f); });
 }
 
-void Sender::Flush() {
-  Bytes sealed = net_out_.TakeSpare();
-  compressor_.SetBacklog(net_out_.size());
-  writer_->Flush(&sealed);
-  net_out_.AppendOwned(std::move(sealed));
+void Sender::Flush(bool wait) {
+  compressor_.SetBacklog(Queued());
+  writer_->Flush(nullptr);
+  seal_->Collect(wait);
 }
+
+// Bytes on their way to the link: sealed, or still being compressed.
+size_t Sender::Queued() const { return net_out_.size() + (seal_ ? seal_->pending_bytes() : 0); }
 
 Status Sender::SendNow() {
   size_t before = net_out_.size();
@@ -486,8 +495,8 @@ Status Sender::Step(int timeout_ms) {
   // stopped VMs' last bytes are not queued behind pre-copy traffic. The others are
   // never shut out: a VM can be stopped before we know it (its STOP event waits behind
   // a QMP query that QEMU answers only after it wrote its last round into our socket).
-  bool room = net_out_.size() < opt_.max_buffer;
-  bool little_queued = net_out_.size() < opt_.max_buffer / 4;
+  bool room = Queued() < opt_.max_buffer;
+  bool little_queued = Queued() < opt_.max_buffer / 4;
   std::vector<uint8_t> stopping(vms_.size(), 0);
   bool any_stopping = false;
   for (size_t i = 0; i < vms_.size(); ++i) {
@@ -496,6 +505,10 @@ Status Sender::Step(int timeout_ms) {
   }
   fds.push_back({net_.get(), short(POLLIN | (net_out_.empty() ? 0 : POLLOUT)), 0});
   slots.push_back({-1, -1});
+  if (seal_->pending_bodies() > 0) {  // wakes us when a body is compressed
+    fds.push_back({seal_->wake_fd(), POLLIN, 0});
+    slots.push_back({-2, -1});
+  }
   std::vector<size_t> order;  // stopping VMs first: they are served first in each round
   for (size_t i = 0; i < vms_.size(); ++i)
     if (stopping[i]) order.push_back(i);
@@ -528,6 +541,7 @@ Status Sender::Step(int timeout_ms) {
   for (size_t k = 0; rc > 0 && k < fds.size(); ++k) {
     short re = fds[k].revents;
     if (!re) continue;
+    if (slots[k].vm == -2) continue;  // Flush() below collects the compressed bodies
     if (slots[k].vm < 0) {
       if (re & (POLLIN | POLLHUP | POLLERR)) GANGMIG_RETURN_IF_ERROR(OnNetReadable());
       continue;
@@ -649,7 +663,7 @@ Status Sender::Loop() {
 void Sender::Finish() {
   if (net_.valid() && writer_) {
     wire::AppendGoodbye(writer_->frames());
-    Flush();
+    Flush(/*wait=*/true);
     (void)SendNow();
     for (int i = 0; i < 50 && !net_out_.empty(); ++i) {
       usleep(20000);
@@ -736,7 +750,7 @@ Status Sender::Run() {
     link_error_ = st.message();
     if (net_.valid() && writer_) {
       wire::AppendAbort(writer_->frames(), st.message());
-      Flush();
+      Flush(/*wait=*/true);
       (void)SendNow();
     }
     for (auto& vm : vms_) Fail(*vm, st.message());  // the rollbacks run side by side

@@ -25,6 +25,7 @@ struct SenderOptions {
   uint64_t verify_copies = uint64_t{1} << 30;  // bytes of page copies kept to prove equality
   bool progress = true;
   encode::CompressionOptions compression;    // of record bodies (when the receiver agrees)
+  int threads = -1;  // compressing record bodies side by side (-1: one per CPU, at most 8)
   uint16_t features = wire::kFeaturesKnown;  // offered to the receiver (wire::kFeature*)
   uint16_t required_features = 0;            // refuse a receiver without these
   // Pages read from a source but not yet given to its destination, at most (0: no limit).

@@ -277,6 +277,18 @@ void OutQueue::Recycle(Bytes&& b) {
   spares_.push_back(std::move(b));
 }
 
+void OutQueue::DrainTo(Bytes* out) {
+  for (size_t i = 0; i < chunks_.size(); ++i) {
+    if (out)
+      PutBytes(out, ByteView(chunks_[i].data() + (i == 0 ? head_ : 0),
+                             chunks_[i].size() - (i == 0 ? head_ : 0)));
+    Recycle(std::move(chunks_[i]));
+  }
+  chunks_.clear();
+  head_ = 0;
+  size_ = 0;
+}
+
 Result<size_t> OutQueue::WriteTo(int fd) {
   size_t total = 0;
   while (size_ > 0) {

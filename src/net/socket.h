@@ -74,8 +74,10 @@ class OutQueue {
   Bytes TakeSpare();
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
-  // Writes as much as the fd takes. Returns bytes written, or an error (peer gone).
+  // Writes as much as the fd (a socket) takes. Returns bytes written, or an error (peer gone).
   Result<size_t> WriteTo(int fd);
+  // Empties the queue into *out (appended), as if sent; null: just empties it.
+  void DrainTo(Bytes* out);
 
  private:
   void Recycle(Bytes&& b);

@@ -113,6 +113,11 @@ RecordWriter::RecordWriter(RecordSealer* sealer, size_t target_body)
   Reset();
 }
 
+RecordWriter::RecordWriter(BodySink* sink, size_t target_body) : sink_(sink), target_(target_body) {
+  assert(target_body >= 1 && target_body <= kMaxRecordBody);
+  Reset();
+}
+
 void RecordWriter::SealIfFull(Bytes* out) {
   SealOversized(out);
   if (pending() >= target_) SealWhole(out);
@@ -159,13 +164,26 @@ bool RecordWriter::Transformed(ByteView body, Bytes* out) {
 // Rare (a body grown past kMaxRecordBody): the first n body bytes are copied out.
 void RecordWriter::SealPrefix(size_t n, Bytes* out) {
   auto body = pending_.begin() + ptrdiff_t(kRecordHeaderSize);
-  if (!Transformed(ByteView(&*body, n), out)) sealer_->Seal(ByteView(&*body, n), out);
+  if (sink_ != nullptr) {
+    Bytes record = sink_->SpareBody();
+    record.resize(kRecordHeaderSize);
+    PutBytes(&record, ByteView(&*body, n));
+    sink_->TakeBody(std::move(record));
+  } else if (!Transformed(ByteView(&*body, n), out)) {
+    sealer_->Seal(ByteView(&*body, n), out);
+  }
   pending_.erase(body, body + ptrdiff_t(n));
   boundary_ = 0;
 }
 
 // The common case: the whole pending body becomes one record where it lies.
 void RecordWriter::SealWhole(Bytes* out) {
+  if (sink_ != nullptr) {
+    sink_->TakeBody(std::move(pending_));
+    pending_ = sink_->SpareBody();
+    Reset();
+    return;
+  }
   if (Transformed(ByteView(pending_.data() + kRecordHeaderSize, pending()), out)) {
     pending_.resize(kRecordHeaderSize);  // keeps its capacity: the next body reuses it
     boundary_ = 0;

@@ -83,6 +83,19 @@ class BodyTransform {
   virtual bool Transform(ByteView body, Bytes* out) = 0;
 };
 
+// Takes whole record bodies from a RecordWriter instead of letting it seal them, for a
+// stage that seals them elsewhere, in the same order (migrate/seal_pipeline.h compresses
+// them on a worker pool first).
+class BodySink {
+ public:
+  virtual ~BodySink() = default;
+  // `record`: kRecordHeaderSize reserved bytes, then a body of 1..kMaxRecordBody bytes
+  // of whole frames, not yet sealed. Bodies arrive in the order they must be sealed.
+  virtual void TakeBody(Bytes record) = 0;
+  // An empty buffer for the writer's next body (a recycled one keeps its capacity).
+  virtual Bytes SpareBody() = 0;
+};
+
 // How many body bytes RecordWriter gathers before sealing a record. A sender policy,
 // not part of the format: any body of 1..kMaxRecordBody bytes is valid.
 inline constexpr size_t kDefaultTargetBody = 256 * 1024;
@@ -96,6 +109,9 @@ class RecordWriter {
  public:
   // `sealer` must outlive the writer. REQUIRES: 1 <= target_body <= kMaxRecordBody
   explicit RecordWriter(RecordSealer* sealer, size_t target_body = kDefaultTargetBody);
+  // Hands bodies to `sink` (which must outlive the writer) instead of sealing them; the
+  // `out` arguments below are then unused and may be null.
+  explicit RecordWriter(BodySink* sink, size_t target_body = kDefaultTargetBody);
 
   // The pending record (a stable pointer): kRecordHeaderSize reserved bytes, then the
   // body. Append frames at its end with the Append* functions of frame.h, then call
@@ -124,7 +140,8 @@ class RecordWriter {
   void SealWhole(Bytes* out);
   void Reset();
 
-  RecordSealer* sealer_;
+  RecordSealer* sealer_ = nullptr;
+  BodySink* sink_ = nullptr;
   BodyTransform* transform_ = nullptr;
   Bytes transformed_;  // the transform's output, reused
   size_t target_;
