@@ -41,6 +41,8 @@ const char kBenchHelp[] =
     "  busy         2 VMs re-dirtying 0, 2000, 8000 pages/s during migration\n"
     "  link-rate    4 VMs of 512 MiB on a 100 and a 300 Mbit/s link (the link re-shaped)\n"
     "  single-size  1 VM of 1, 2, 4, 8 GiB with half its memory filled\n"
+    "  single-dup   1 VM of 1 GiB holding 6 more copies of its userland (as containers\n"
+    "               that unpacked the same image): duplicates inside one VM\n"
     "  gang-12      12 VMs of 512 MiB (reported as gang-size point 12)\n"
     "  --smoke      one point (2 VMs of 192 MiB), one repetition: a quick check\n"
     "--points LIST keeps only the points named (e.g. --scenarios single-size --points 8G).\n"
@@ -97,6 +99,12 @@ std::vector<Point> Points(const std::string& list, bool smoke,
   if (want("link-rate"))
     for (int mbit : {100, 300})
       pts.push_back({"link-rate", std::to_string(mbit), base(4, 512, 128), mbit});
+  if (want("single-dup")) {
+    // One VM holding duplicates inside itself: 6 more copies of its userland (gangmig.copies).
+    Point p{"single-dup", "1Gx6", base(1, 1024, 256)};
+    p.config.extra_append = "gangmig.copies=6";
+    pts.push_back(p);
+  }
   if (want("single-size"))
     for (int g : {1, 2, 4, 8})
       pts.push_back({"single-size", std::to_string(g) + "G", base(1, g << 10, g << 9)});
@@ -185,7 +193,7 @@ int RunBench(const Args& args) {
   migrate::SenderOptions tuning;
   EncodingChoice enc{.compression = tuning.compression, .features = tuning.features};
   std::string points;  // ",A,B,": only these point labels (empty: all)
-  std::string list = "gang-size,hetero,control,busy,link-rate", out = "results", guest_dir;
+  std::string list = "gang-size,hetero,control,busy,link-rate,single-dup", out = "results", guest_dir;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& k = args[i];
     if (k == "--smoke") {
