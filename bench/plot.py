@@ -4,7 +4,8 @@
 usage: bench/plot.py [DIR]   (default results)
 One figure per scenario with more than one point: total migration time and bytes on
 the link versus the scenario's parameter, for each mode (median, with min-max bars),
-plus the page-level lower bound on bytes for gang runs."""
+plus the page-level lower bounds on bytes for gang runs (distinct pages, and those pages
+after zstd: column lower_bound_compressed_bytes, absent from older runs.csv files)."""
 import csv
 import statistics
 import sys
@@ -37,7 +38,8 @@ def load(path):
 def series(runs, scenario, points, mode, field, scale=1.0):
     med, lo, hi = [], [], []
     for p in points:
-        vals = [float(r[field]) * scale for r in runs.get((scenario, p, mode), [])]
+        vals = [float(r[field]) * scale for r in runs.get((scenario, p, mode), [])
+                if r.get(field)]
         if not vals:
             med.append(float("nan")), lo.append(0), hi.append(0)
             continue
@@ -57,6 +59,9 @@ def plot(runs, order, scenario, outdir):
         ax2.errorbar(x, b, yerr=berr, marker="o", capsize=3, label=LABELS[mode])
     bound, _ = series(runs, scenario, points, "gang", "lower_bound_bytes", 1 / 2**20)
     ax2.plot(x, bound, "k--", label="lower bound (distinct pages)")
+    bound_z, _ = series(runs, scenario, points, "gang", "lower_bound_compressed_bytes", 1 / 2**20)
+    if any(b == b and b > 0 for b in bound_z):  # b == b: not NaN
+        ax2.plot(x, bound_z, "k:", label="lower bound after zstd")
     for ax, title in ((ax1, "total migration time (s)"), (ax2, "bytes on the link (MiB)")):
         ax.set_xticks(x, points)
         ax.set_xlabel(XLABELS.get(scenario, scenario))
@@ -83,8 +88,8 @@ def table(runs, order, path):
              "| gangmig CPU s | QEMU CPU s |",
              "|---|---|---|---|---|---|---|---|---|"]
     red = ["| scenario | point | link bytes vs direct | vs multifd+zstd | time vs direct "
-           "| vs multifd+zstd | link bytes vs lower bound |",
-           "|---|---|---|---|---|---|---|"]
+           "| vs multifd+zstd | link bytes vs lower bound | vs lower bound after zstd |",
+           "|---|---|---|---|---|---|---|---|"]
     for scenario, points in order.items():
         for p in points:
             med = {}
@@ -98,15 +103,20 @@ def table(runs, order, path):
                 if rows:
                     med[mode] = {f: statistics.median(col(f)) for f in
                                  ("total_time_s", "link_bytes_kernel", "lower_bound_bytes")}
+                    zb = [float(r["lower_bound_compressed_bytes"]) for r in rows
+                          if r.get("lower_bound_compressed_bytes")]
+                    med[mode]["lower_bound_compressed_bytes"] = statistics.median(zb) if zb else 0
             if "gang" in med and "direct" in med and "direct-multifd-zstd" in med:
                 g, d, z = med["gang"], med["direct"], med["direct-multifd-zstd"]
                 pct = lambda a, b: f"{100 * (1 - a / b):+.0f}%".replace("+", "-", 1) if a < b else f"+{100 * (a / b - 1):.0f}%"
-                bound = g["lower_bound_bytes"]
+                bound, bound_z = g["lower_bound_bytes"], g["lower_bound_compressed_bytes"]
+                vs_z = f"{g['link_bytes_kernel'] / bound_z:.2f}x" if bound_z else "-"
                 red.append(f"| {scenario} | {p} | {pct(g['link_bytes_kernel'], d['link_bytes_kernel'])} | "
                            f"{pct(g['link_bytes_kernel'], z['link_bytes_kernel'])} | "
                            f"{pct(g['total_time_s'], d['total_time_s'])} | "
                            f"{pct(g['total_time_s'], z['total_time_s'])} | "
-                           f"{100 * (g['link_bytes_kernel'] / bound - 1):+.1f}% |" if bound else "| - |")
+                           f"{100 * (g['link_bytes_kernel'] / bound - 1):+.1f}% | {vs_z} |"
+                           if bound else "| - |")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n\nChange of gangmig against each baseline (medians; "
                 "negative = gangmig lower):\n\n" + "\n".join(red) + "\n")

@@ -119,11 +119,13 @@ double Median(std::vector<double> v) {
 
 struct Row {
   std::string scenario, label, mode;
-  int rep, link_mbit;
-  double time_s, downtime_ms, cpu_gangmig, cpu_qemu;
-  uint64_t link_kernel, link_own, sent, ref, zero, lower_bound, rss_send, rss_recv;
+  int rep = 0, link_mbit = 0;
+  double time_s = 0, downtime_ms = 0, cpu_gangmig = 0, cpu_qemu = 0;
+  uint64_t link_kernel = 0, link_own = 0, sent = 0, ref = 0, zero = 0, lower_bound = 0,
+           rss_send = 0, rss_recv = 0;
+  uint64_t lower_bound_z = 0;  // the lower bound with its pages compressed as gangmig does
   std::string ram;
-  bool ok;
+  bool ok = false;
 };
 
 // runs.csv's ram column: identical, differs, or not-compared (RunOnce compares RAM only
@@ -139,7 +141,7 @@ std::string Csv(const Row& r) {
     << r.downtime_ms << "," << r.link_kernel << "," << r.link_own << "," << r.sent << "," << r.ref
     << "," << r.zero << "," << r.lower_bound << "," << r.cpu_gangmig << "," << r.cpu_qemu << ","
     << r.rss_send << "," << r.rss_recv << "," << (r.ok ? "ok" : "failed") << "," << RamColumn(r)
-    << "," << r.link_mbit;
+    << "," << r.link_mbit << "," << r.lower_bound_z;
   return o.str();
 }
 
@@ -155,18 +157,18 @@ void WriteSummary(const std::vector<Row>& rows, const std::string& path, const s
   md << "Link: " << link << " (scenario link-rate re-shapes it per point). "
      << "Median (min-max) over repetitions.\n\n"
      << "| scenario | point | mode | runs ok | total time s | max downtime ms | link MiB | "
-        "gangmig CPU s | QEMU CPU s | lower bound MiB (time s) |\n"
-     << "|---|---|---|---|---|---|---|---|---|---|\n";
+        "gangmig CPU s | QEMU CPU s | lower bound MiB (time s) | lower bound after zstd MiB |\n"
+     << "|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const std::string& k : order) {
     auto& g = groups[k];
-    std::vector<double> t, d, l, cg, cq, lb;
+    std::vector<double> t, d, l, cg, cq, lb, lbz;
     int ok = 0;
     for (const Row* r : g) {
       if (!r->ok || r->ram != "identical") continue;
       ++ok;
       t.push_back(r->time_s), d.push_back(r->downtime_ms), l.push_back(r->link_kernel / 1048576.0);
       cg.push_back(r->cpu_gangmig), cq.push_back(r->cpu_qemu),
-          lb.push_back(r->lower_bound / 1048576.0);
+          lb.push_back(r->lower_bound / 1048576.0), lbz.push_back(r->lower_bound_z / 1048576.0);
     }
     auto cell = [](const std::vector<double>& v, int prec) {
       if (v.empty()) return std::string("-");
@@ -179,9 +181,12 @@ void WriteSummary(const std::vector<Row>& rows, const std::string& path, const s
     if (!lb.empty() && lb[0] > 0 && g[0]->link_mbit > 0)
       snprintf(bound, sizeof(bound), "%.1f (%.2f)", Median(lb),
                Median(lb) * 8.388608 / g[0]->link_mbit);
+    char bound_z[32] = "-";
+    if (!lbz.empty() && lbz[0] > 0) snprintf(bound_z, sizeof(bound_z), "%.1f", Median(lbz));
     md << "| " << g[0]->scenario << " | " << g[0]->label << " | " << g[0]->mode << " | " << ok
        << "/" << g.size() << " | " << cell(t, 2) << " | " << cell(d, 0) << " | " << cell(l, 1)
-       << " | " << cell(cg, 2) << " | " << cell(cq, 2) << " | " << bound << " |\n";
+       << " | " << cell(cg, 2) << " | " << cell(cq, 2) << " | " << bound << " | " << bound_z
+       << " |\n";
   }
 }
 
@@ -281,7 +286,8 @@ int RunBench(const Args& args) {
   std::ofstream csv(out + "/runs.csv");
   csv << "scenario,point,mode,rep,total_time_s,max_downtime_ms,link_bytes_kernel,"
          "link_bytes_gangmig,pages_sent,pages_referenced,zero_pages,lower_bound_bytes,"
-         "gangmig_cpu_s,qemu_cpu_s,sender_rss_kib,receiver_rss_kib,status,ram,link_mbit\n";
+         "gangmig_cpu_s,qemu_cpu_s,sender_rss_kib,receiver_rss_kib,status,ram,link_mbit,"
+         "lower_bound_compressed_bytes\n";
   std::vector<Row> rows;
   bool all_ok = true;
   int shaped_mbit = link_mbit;
@@ -296,7 +302,7 @@ int RunBench(const Args& args) {
       }
       shaped_mbit = want_mbit;
     }
-    uint64_t lower_bound = 0;
+    uint64_t lower_bound = 0, lower_bound_z = 0;
     for (int rep = 1; rep <= reps; ++rep) {
       for (Mode mode : {Mode::kGang, Mode::kDirect, Mode::kDirectMultifdZstd}) {
         testbed::ScenarioConfig c = p.config;
@@ -310,11 +316,13 @@ int RunBench(const Args& args) {
           std::filesystem::remove_all(workdir, ec);
           return 130;
         }
-        if (mode == Mode::kGang && run.distinct_pages)
+        if (mode == Mode::kGang && run.distinct_pages) {
           lower_bound = run.distinct_pages * 4096 + run.stream_nonpage_bytes;
-        Row r{
-            p.scenario, p.label, ModeName(mode), rep, shaped_mbit, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-            0,          "",      false};
+          lower_bound_z = run.distinct_zstd_bytes + run.stream_nonpage_bytes;
+        }
+        Row r;
+        r.scenario = p.scenario, r.label = p.label, r.mode = ModeName(mode);
+        r.rep = rep, r.link_mbit = shaped_mbit;
         r.time_s = (run.report.end_us - run.report.start_us) / 1e6;
         for (const auto& v : run.report.vms) {
           r.downtime_ms = std::max(r.downtime_ms, v.downtime_ms());
@@ -323,6 +331,7 @@ int RunBench(const Args& args) {
         r.link_kernel = run.kernel_link_bytes;
         r.link_own = run.report.link_tx_bytes + run.report.link_rx_bytes;
         r.lower_bound = lower_bound;
+        r.lower_bound_z = lower_bound_z;
         r.cpu_gangmig = run.report.cpu_seconds + run.receiver_cpu;
         r.cpu_qemu = run.qemu_src_cpu + run.qemu_dst_cpu;
         r.rss_send = mode == Mode::kGang ? run.report.peak_rss_kib : 0;
@@ -342,6 +351,8 @@ int RunBench(const Args& args) {
         j["ram_check"] = run.ram_check;
         j["distinct_nonzero_pages"] = run.distinct_pages;
         j["lower_bound_bytes"] = lower_bound;
+        j["lower_bound_compressed_bytes"] = lower_bound_z;
+        if (mode == Mode::kGang) j["distinct_nonzero_pages_zstd_bytes"] = run.distinct_zstd_bytes;
         j["cpu"] = {{"gangmig_migrate", run.report.cpu_seconds},
                     {"gangmig_receive", run.receiver_cpu},
                     {"qemu_sources", run.qemu_src_cpu},

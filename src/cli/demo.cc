@@ -67,6 +67,12 @@ struct DemoOptions {
                      .features = migrate::SenderOptions{}.features};
 };
 
+// The distinct pages after zstd plus the stream's non-page bytes, as `gangmig bench`'s
+// lower_bound_compressed_bytes; 0 when the pages were not measured.
+uint64_t CompressedLowerBound(const Run& g) {
+  return g.distinct_zstd_bytes ? g.distinct_zstd_bytes + g.stream_nonpage_bytes : 0;
+}
+
 void PrintSideBySide(const Run& g, const Run& d) {
   printf("\n%-8s | %-57s | %-45s\n", "", "gangmig (gang)", "plain QEMU (direct)");
   printf("%-8s | %7s %8s %9s %8s %8s %8s | %7s %8s %9s %8s %8s\n", "vm", "time s", "downtime",
@@ -112,6 +118,13 @@ void PrintSideBySide(const Run& g, const Run& d) {
       d.qemu_dst_cpu);
   printf("distinct non-zero pages over all sources (lower bound): %llu (%.1f MiB)\n",
          (unsigned long long)g.distinct_pages, g.distinct_pages * 4096 / 1048576.0);
+  if (uint64_t bound = CompressedLowerBound(g); bound > 0) {
+    printf(
+        "lower bound after zstd (those pages in 256 KiB pieces, + %.1f MiB non-page stream "
+        "bytes): %.1f MiB; gangmig's link bytes are %.2fx of it\n",
+        g.stream_nonpage_bytes / 1048576.0, bound / 1048576.0,
+        double(g.kernel_link_bytes) / double(bound));
+  }
   printf("RAM check: gang: %s; direct: %s\n", g.ram_check.c_str(), d.ram_check.c_str());
 }
 
@@ -254,6 +267,10 @@ int RunDemo(const Args& args) {
     j["gang"]["ram_check"] = gang.ram_check;
     j["direct"]["ram_check"] = direct.ram_check;
     j["distinct_nonzero_pages"] = gang.distinct_pages;
+    j["distinct_nonzero_pages_zstd_bytes"] = gang.distinct_zstd_bytes;
+    j["lower_bound_compressed_bytes"] = CompressedLowerBound(gang);
+    if (uint64_t bound = CompressedLowerBound(gang); bound > 0)
+      j["gang_link_vs_compressed_lower_bound"] = double(gang.kernel_link_bytes) / double(bound);
     j["gang"]["cpu"] = {{"gangmig_migrate", gang.report.cpu_seconds},
                         {"gangmig_receive", gang.receiver_cpu},
                         {"qemu_sources", gang.qemu_src_cpu},

@@ -23,6 +23,9 @@ struct Run {
   std::string ram_check;  // "identical", the difference, or why it was not compared
   uint64_t kernel_link_bytes = 0;
   uint64_t distinct_pages = 0;  // distinct non-zero pages over the sources' RAM
+  // Those pages after zstd at the sender's level in 256 KiB pieces (gang run only;
+  // testbed::MeasureDistinctNonZeroPages).
+  uint64_t distinct_zstd_bytes = 0;
   uint64_t stream_nonpage_bytes = 0;
   double receiver_cpu = 0;                    // gangmig receive (gang run only)
   double qemu_src_cpu = 0, qemu_dst_cpu = 0;  // during the migration

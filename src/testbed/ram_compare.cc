@@ -2,6 +2,12 @@
 // current contents) and walked one 4 KiB page at a time: memcmp for comparisons, SHA-256
 // digests in a hash set for counting distinct contents. Nothing is copied, so comparing
 // two 1 GiB guests costs page-cache reads only.
+//
+// The compressed lower bound copies each page found for the first time into a piece
+// buffer; a full piece is compressed with the sender's own codec (encode::ZstdCompressor)
+// and only its size is kept. Pieces stand for record bodies: gangmig's bodies hold frames
+// (a few header bytes per page) and REFs besides the pages, so the bound is slightly
+// below what any body of gangmig's could reach, which is what a lower bound should be.
 #include "testbed/ram_compare.h"
 
 #include <errno.h>
@@ -15,7 +21,11 @@
 #include <algorithm>
 #include <array>
 #include <memory>
+#include <optional>
 #include <unordered_set>
+
+#include "base/bytes.h"
+#include "encode/zstd_codec.h"
 
 namespace gangmig::testbed {
 namespace {
@@ -93,7 +103,49 @@ Result<RamDiff> CompareRamFiles(const std::string& a, const std::string& b) {
 }
 
 Result<uint64_t> CountDistinctNonZeroPages(const std::vector<std::string>& files) {
+  auto measured = MeasureDistinctNonZeroPages(files);
+  if (!measured.ok()) return measured.status();
+  return measured->pages;
+}
+
+namespace {
+
+// Gathers pages into pieces and adds up their compressed sizes.
+class PieceCompressor {
+ public:
+  explicit PieceCompressor(const DistinctOptions& options)
+      : options_(options), out_(encode::ZstdCompressor::Bound(options.piece_bytes)) {
+    piece_.reserve(options.piece_bytes);
+  }
+  void Add(const uint8_t* page, size_t n) {
+    piece_.insert(piece_.end(), page, page + n);
+    if (piece_.size() >= options_.piece_bytes) Flush();
+  }
+  // Compresses what is gathered; returns the total so far.
+  uint64_t Flush() {
+    if (piece_.empty()) return total_;
+    if (out_.size() < encode::ZstdCompressor::Bound(piece_.size()))
+      out_.resize(encode::ZstdCompressor::Bound(piece_.size()));
+    size_t n = zstd_.Compress(piece_, options_.zstd_level, out_.data(), out_.size());
+    total_ += std::min(n, piece_.size());
+    piece_.clear();
+    return total_;
+  }
+
+ private:
+  DistinctOptions options_;
+  encode::ZstdCompressor zstd_;
+  Bytes piece_, out_;
+  uint64_t total_ = 0;
+};
+
+}  // namespace
+
+Result<DistinctPages> MeasureDistinctNonZeroPages(const std::vector<std::string>& files,
+                                                  const DistinctOptions& options) {
   std::unordered_set<Digest, DigestHash> seen;
+  std::optional<PieceCompressor> pieces;
+  if (options.compress) pieces.emplace(options);
   for (const std::string& path : files) {
     auto file = MappedFile::Open(path);
     if (!file.ok()) return file.status().WithContext("count pages");
@@ -105,10 +157,13 @@ Result<uint64_t> CountDistinctNonZeroPages(const std::vector<std::string>& files
       if (EVP_Digest(page, n, d.data(), nullptr, EVP_sha256(), nullptr) != 1) {
         return Status::Error("count pages: SHA-256 failed");
       }
-      seen.insert(d);
+      if (seen.insert(d).second && pieces) pieces->Add(page, n);
     }
   }
-  return uint64_t(seen.size());
+  DistinctPages result;
+  result.pages = seen.size();
+  if (pieces) result.compressed_bytes = pieces->Flush();
+  return result;
 }
 
 }  // namespace gangmig::testbed

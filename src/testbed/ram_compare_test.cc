@@ -80,5 +80,39 @@ TEST_F(TestbedRamCompareTest, CountDistinctNonZeroPages) {
   EXPECT_FALSE(CountDistinctNonZeroPages({a, dir_ + "/missing"}).ok());
 }
 
+TEST_F(TestbedRamCompareTest, MeasureDistinctNonZeroPagesCompressesEachPageOnce) {
+  std::string a = Write("a", Page('a') + Page(0) + Page('b') + Page('a'));
+  std::string b = Write("b", Page('b') + Page('c') + Page(0));
+  auto plain = MeasureDistinctNonZeroPages({a, b});
+  ASSERT_TRUE(plain.ok()) << plain.status().message();
+  EXPECT_EQ(plain->pages, 3u);
+  EXPECT_EQ(plain->compressed_bytes, 0u);  // not asked for
+  DistinctOptions z{.compress = true};
+  auto both = MeasureDistinctNonZeroPages({a, b}, z);
+  ASSERT_TRUE(both.ok()) << both.status().message();
+  EXPECT_EQ(both->pages, 3u);
+  EXPECT_GT(both->compressed_bytes, 0u);
+  EXPECT_LT(both->compressed_bytes, 3 * kRamPageSize);
+  // The same distinct pages in the same order, without the repeats: the same bytes.
+  auto once = MeasureDistinctNonZeroPages({Write("c", Page('a') + Page('b') + Page('c'))}, z);
+  ASSERT_TRUE(once.ok());
+  EXPECT_EQ(once->compressed_bytes, both->compressed_bytes);
+  EXPECT_FALSE(MeasureDistinctNonZeroPages({a, dir_ + "/missing"}, z).ok());
+}
+
+TEST_F(TestbedRamCompareTest, IncompressiblePiecesCountRaw) {
+  std::string random;
+  uint64_t x = 0x9e3779b97f4a7c15ull;
+  for (size_t i = 0; i < 3 * kRamPageSize; ++i) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    random.push_back(char(x));
+  }
+  DistinctOptions z{.compress = true, .piece_bytes = 2 * kRamPageSize};
+  auto m = MeasureDistinctNonZeroPages({Write("r", random)}, z);
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  EXPECT_EQ(m->pages, 3u);
+  EXPECT_EQ(m->compressed_bytes, 3 * kRamPageSize);  // two pieces, neither shrinks
+}
+
 }  // namespace
 }  // namespace gangmig::testbed

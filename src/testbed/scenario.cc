@@ -115,10 +115,10 @@ Status Scenario::CheckRamIdentical(std::vector<RamDiff>* diffs) {
   return Status::Ok();
 }
 
-Result<uint64_t> Scenario::DistinctNonZeroPages() const {
+Result<DistinctPages> Scenario::DistinctNonZeroPages(const DistinctOptions& options) const {
   std::vector<std::string> files;
   for (auto& vm : sources_) files.push_back(vm->ram_path());
-  return CountDistinctNonZeroPages(files);
+  return MeasureDistinctNonZeroPages(files, options);
 }
 
 Status Scenario::StopAll() {

@@ -60,9 +60,9 @@ class Scenario {
   // Compares each source's RAM file with its destination's. Error text names the VM and
   // the first differing offset.
   Status CheckRamIdentical(std::vector<RamDiff>* diffs = nullptr);
-  // Number of distinct non-zero pages over every source RAM file (a lower bound on what
-  // any page-level scheme must send).
-  Result<uint64_t> DistinctNonZeroPages() const;
+  // Distinct non-zero pages over every source RAM file (a lower bound on what any
+  // page-level scheme must send), and with options.compress what they compress to.
+  Result<DistinctPages> DistinctNonZeroPages(const DistinctOptions& options = {}) const;
   // Stops every VM (and removes their files).
   Status StopAll();
 
