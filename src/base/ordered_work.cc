@@ -37,6 +37,7 @@ OrderedWork::~OrderedWork() {
 
 void OrderedWork::Submit(std::unique_ptr<Task> task, bool run) {
   Task* t = task.get();
+  t->done_ = false;  // a task may come back for another round; no worker can see it yet
   order_.push_back(std::move(task));
   if (run && workers_.empty()) t->Run();
   if (!run || workers_.empty()) {

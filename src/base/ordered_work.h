@@ -43,7 +43,8 @@ class OrderedWork {
   static int DefaultThreads();
 
   // Queues `task` behind every task submitted before. `run` false: the task has nothing
-  // to do and only keeps its place in the order.
+  // to do and only keeps its place in the order. A task PopDone() returned may be
+  // submitted again (to reuse its buffers).
   void Submit(std::unique_ptr<Task> task, bool run = true);
   // The oldest task if it has finished, else nullptr. `wait`: block until it has
   // (nullptr only when nothing is queued).

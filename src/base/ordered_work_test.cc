@@ -82,6 +82,21 @@ TEST(OrderedWork, WorkersRunOffTheOwnerThreadAndWakeItsPoll) {
   EXPECT_EQ(poll(&p, 1, 0), 0);  // rearmed: nothing new finished
 }
 
+TEST(OrderedWork, TaskSubmittedAgainRunsAgainAndWaitsItsTurn) {
+  OrderedWork work(2);
+  work.Submit(std::make_unique<Sleepy>(1, 0));
+  auto t = work.PopDone(/*wait=*/true);
+  ASSERT_NE(t, nullptr);
+  auto* s = static_cast<Sleepy*>(t.get());
+  s->ran = false;
+  s->sleep_us = 100000;
+  work.Submit(std::move(t));
+  // Not done just because it was done before: PopDone must wait for the second run.
+  t = work.PopDone(/*wait=*/true);
+  ASSERT_NE(t, nullptr);
+  EXPECT_TRUE(static_cast<Sleepy*>(t.get())->ran);
+}
+
 TEST(OrderedWork, DestroyingWithQueuedTasksDropsThemUnrun) {
   auto work = std::make_unique<OrderedWork>(1);
   for (int i = 0; i < 100; ++i) work->Submit(std::make_unique<Sleepy>(i, 1000));

@@ -81,7 +81,7 @@ const char kMigrateHelp[] =
 
 const char kReceiveHelp[] =
     "usage: gangmig receive --listen HOST:PORT --key-file FILE [--once] [--quiet]\n"
-    "                       [--max-buffer MIB] [--disable zstd,delta]\n\n"
+    "                       [--max-buffer MIB] [--disable zstd,delta] [--threads N]\n\n"
     "Destination end. Waits for an authenticated sender, connects to each VM's\n"
     "destination QEMU (started with -incoming ADDR, and preferably -S so nothing runs\n"
     "before the operator resumes it), rebuilds each stream byte for byte and relays the\n"
@@ -94,6 +94,9 @@ const char kReceiveHelp[] =
     "  --disable LIST      refuse these encodings from senders (zstd, delta; comma-\n"
     "                      separated), e.g. to spare this host's CPU. A sender that\n"
     "                      requires one (--compress zstd) is then refused by name\n"
+    "  --threads N         threads that decompress what the sender compressed, 0..64\n"
+    "                      (0: on the data thread; default one per CPU, at most 8).\n"
+    "                      Bodies keep their order; at most 2N+2 wait in memory\n"
     "  --quiet             no log lines\n\n"
     "Fixed waits (src/migrate/timeouts.h): each handshake message 10 s, connecting to a\n"
     "destination QEMU 10 s, its QMP 5 s, its QMP reporting the load after the stream\n"
@@ -260,6 +263,10 @@ int RunReceive(const Args& args) {
       auto n = ParseNumber(k, v, 1, 1024);
       if (!n.ok()) return Usage(kReceiveHelp, n.status().message());
       opt.max_buffer = size_t(*n) << 20;
+    } else if (k == "--threads") {
+      auto n = ParseNumber(k, v, 0, OrderedWork::kMaxThreads);
+      if (!n.ok()) return Usage(kReceiveHelp, n.status().message());
+      opt.threads = int(*n);
     } else if (k == "--disable") {
       std::stringstream names(v);
       for (std::string name; std::getline(names, name, ',');) {

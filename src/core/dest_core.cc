@@ -4,8 +4,16 @@
 // it is used; no frame can make the core read or write outside its store, and a
 // ZFRAMES frame can never expand to more than one record body (its raw_len is checked
 // against kMaxRecordBody before zstd runs, and zstd writes into exactly that much).
+//
+// A ZFRAMES frame is handled in two steps: Inflate (static, no core state, so it may run
+// on any thread ahead of time) and OnInflated (in frame order, on the core's thread).
+// The checks that need the core's state -- the frame's admission, zstd agreed -- run in
+// OnInflated before the inflate result is even looked at, and OnFrame runs them before
+// inflating; either way a frame gets the same error, and a receiver that inflates ahead
+// does so only for frames these checks would accept (DestCore::zstd()).
 #include "core/dest_core.h"
 
+#include <cassert>
 #include <string>
 
 #include "encode/delta.h"
@@ -14,17 +22,34 @@ namespace gangmig::core {
 
 DestCore::DestCore(uint16_t features) : features_(features), zstd_(wire::kMaxRecordBody) {}
 
-Status DestCore::OnFrame(const wire::Frame& f, Output* out) {
-  using wire::FrameType;
+// What any frame from the sender must pass before it is looked at.
+Status DestCore::Admit(const wire::Frame& f) const {
   if (!wire::MaySend(wire::Peer::kSender, f.type))
     return Status::Error(std::string("sender sent a ") + wire::FrameTypeName(f.type) +
                          " frame, which only a receiver may send");
   if (goodbye_)
     return Status::Error(std::string("sender sent a ") + wire::FrameTypeName(f.type) +
                          " frame after GOODBYE");
+  return Status::Ok();
+}
+
+// A ZFRAMES frame's own check, made before anything is decompressed.
+Status DestCore::AdmitZFrames() const {
+  if (!zstd()) return Status::Error("sender sent a ZFRAMES frame, but zstd was not negotiated");
+  return Status::Ok();
+}
+
+Status DestCore::OnFrame(const wire::Frame& f, Output* out) {
+  using wire::FrameType;
+  GANGMIG_RETURN_IF_ERROR(Admit(f));
   switch (f.type) {
-    case FrameType::kZFrames:
-      return Expand(f, out);
+    case FrameType::kZFrames: {
+      GANGMIG_RETURN_IF_ERROR(AdmitZFrames());
+      Status st = Inflate(f, &zstd_, &expanded_);
+      if (st.ok()) st = Expand(f, expanded_, out);
+      expanded_.clear();
+      return st;
+    }
     case FrameType::kData:
       return out->OnStreamBytes(f, f.payload);
     case FrameType::kPage:
@@ -42,33 +67,38 @@ Status DestCore::OnFrame(const wire::Frame& f, Output* out) {
   }
 }
 
-Status DestCore::Expand(const wire::Frame& f, Output* out) {
-  if (!(features_ & wire::kFeatureZstd))
-    return Status::Error("sender sent a ZFRAMES frame, but zstd was not negotiated");
+Status DestCore::Inflate(const wire::Frame& f, encode::ZstdDecompressor* zstd, Bytes* frames) {
+  assert(f.type == wire::FrameType::kZFrames && f.payload.size() >= wire::kMinZFramesLen);
+  assert(zstd->max_output() == wire::kMaxRecordBody);
   size_t raw_len = LoadBE32(f.payload.data());
-  Status st = zstd_.Decompress(f.payload.subspan(wire::kZFramesRawLenSize), raw_len, &expanded_);
-  if (!st.ok()) {
-    expanded_.clear();
-    return st.WithContext("ZFRAMES");
-  }
+  Status st = zstd->Decompress(f.payload.subspan(wire::kZFramesRawLenSize), raw_len, frames);
+  if (!st.ok()) frames->clear();
+  return st.WithContext("ZFRAMES");
+}
+
+Status DestCore::OnInflated(const wire::Frame& f, const Status& inflated, ByteView frames,
+                            Output* out) {
+  assert(f.type == wire::FrameType::kZFrames);
+  GANGMIG_RETURN_IF_ERROR(Admit(f));
+  GANGMIG_RETURN_IF_ERROR(AdmitZFrames());
+  GANGMIG_RETURN_IF_ERROR(inflated);
+  return Expand(f, frames, out);
+}
+
+// The frames of an inflated ZFRAMES frame `f`, in order; none may be a ZFRAMES.
+Status DestCore::Expand(const wire::Frame& f, ByteView frames, Output* out) {
   ++stats_.zframes;
   stats_.zframes_bytes += wire::kZFramesHeaderSize + f.payload.size();
-  stats_.zframes_raw += raw_len;
-  wire::FrameReader reader(expanded_);
+  stats_.zframes_raw += frames.size();
+  wire::FrameReader reader(frames);
   wire::Frame inner;
   for (;;) {
     auto next = reader.Next(&inner);
-    if (!next.ok()) st = next.status().WithContext("in ZFRAMES");
-    if (!next.ok() || !*next) break;
-    if (inner.type == wire::FrameType::kZFrames) {
-      st = Status::Error("ZFRAMES inside ZFRAMES");
-      break;
-    }
-    st = OnFrame(inner, out);
-    if (!st.ok()) break;
+    if (!next.ok()) return next.status().WithContext("in ZFRAMES");
+    if (!*next) return Status::Ok();
+    if (inner.type == wire::FrameType::kZFrames) return Status::Error("ZFRAMES inside ZFRAMES");
+    GANGMIG_RETURN_IF_ERROR(OnFrame(inner, out));
   }
-  expanded_.clear();
-  return st;
 }
 
 Result<ByteView> DestCore::Page(const wire::Frame& f) {

@@ -4,6 +4,11 @@
 // micro-benchmarks all run this same code.
 //
 //   ZFRAMES -> zstd -> the frames inside, handled in order (no nesting)
+//
+// Inflating a ZFRAMES frame is the one costly step, and it needs none of the core's
+// state: Inflate() is static, so a receiver may run it on worker threads (each with its
+// own decompressor) and hand the result to OnInflated() in frame order. OnFrame() does
+// both steps inline; the two paths share every check and produce the same errors.
 //   DATA -> bytes;  PAGE -> store, bytes;  REF -> stored page;  DELTA -> base + runs, store
 //   any other sender frame -> Output::OnControl (VM_OPEN, CHANNEL_*, ABORT, GOODBYE)
 #pragma once
@@ -48,6 +53,22 @@ class DestCore {
   // names the frame ("DELTA to page id 7 but only 3 pages were sent").
   Status OnFrame(const wire::Frame& f, Output* out);
 
+  // Whether ZFRAMES frames are accepted (zstd was agreed); when false, OnFrame refuses
+  // them before anything is decompressed, so there is nothing to inflate ahead.
+  bool zstd() const { return (features_ & wire::kFeatureZstd) != 0; }
+  // Step 1 of a ZFRAMES frame `f`, on any thread: decompresses its payload into *frames
+  // (exactly raw_len bytes, raw_len <= wire::kMaxRecordBody). Pure; `zstd` must not be
+  // in use by another thread. Errors: "ZFRAMES: zstd: ..." (docs/WIRE.md §4.2).
+  // REQUIRES: f.type == kZFrames and f comes from a FrameReader (payload >= 5 bytes);
+  // zstd->max_output() == wire::kMaxRecordBody (the bound on raw_len).
+  static Status Inflate(const wire::Frame& f, encode::ZstdDecompressor* zstd, Bytes* frames);
+  // Step 2, in frame order: handles `f` as OnFrame would, given `inflated`, the result of
+  // Inflate(f, ..., frames). Every check OnFrame makes before decompressing comes first
+  // (so a ZFRAMES after GOODBYE or without zstd gets those errors, not inflated's).
+  // `f` and `frames` must stay valid during the call.
+  // REQUIRES: f.type == kZFrames
+  Status OnInflated(const wire::Frame& f, const Status& inflated, ByteView frames, Output* out);
+
   // True once the sender's GOODBYE was handled: it sends nothing more.
   bool goodbye() const { return goodbye_; }
   uint32_t pages() const { return store_.size(); }
@@ -55,7 +76,9 @@ class DestCore {
   const DestStats& stats() const { return stats_; }
 
  private:
-  Status Expand(const wire::Frame& f, Output* out);
+  Status Admit(const wire::Frame& f) const;
+  Status AdmitZFrames() const;
+  Status Expand(const wire::Frame& f, ByteView frames, Output* out);
   Result<ByteView> Page(const wire::Frame& f);
 
   uint16_t features_;

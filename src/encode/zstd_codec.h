@@ -45,6 +45,8 @@ class ZstdDecompressor {
   // Errors: "zstd: raw length L out of range (max M)", "zstd: <zstd's reason>",
   // "zstd: decompressed to N bytes, expected L".
   Status Decompress(ByteView src, size_t raw_len, Bytes* out);
+  // The largest raw_len Decompress accepts.
+  size_t max_output() const { return max_output_; }
 
  private:
   ZSTD_DCtx_s* dctx_;

@@ -1,9 +1,20 @@
-// The receiver pipeline, one data thread (a poll loop) plus one QMP monitor thread per
-// destination VM that has a dest-qmp socket:
+// The receiver pipeline, one data thread (a poll loop), a pool of decompression workers,
+// and one QMP monitor thread per destination VM that has a dest-qmp socket:
 //
-//   network -> RecordOpener (authenticity) -> FrameReader (structure) -> semantic checks
-//   (vm opened, channel exists, page id already sent) -> per-(vm, channel) queue -> the
-//   destination QEMU's socket. Return-path bytes flow the other way as RP_DATA frames.
+//   network -> RecordOpener (authenticity) -> [pool: zstd] -> FrameReader (structure) ->
+//   semantic checks (vm opened, channel exists, page id already sent) -> per-(vm, channel)
+//   queue -> the destination QEMU's socket. Return-path bytes flow the other way as
+//   RP_DATA frames.
+//
+// Decompression is the costly step, so every verified body goes through an OrderedWork
+// pool: a body that is one ZFRAMES frame (what the sender's compressor makes) is inflated
+// by a worker (DestCore::Inflate); any other body only keeps its place. The data thread
+// takes bodies back in arrival order and hands them to the destination core, so the core
+// sees exactly the frames, in exactly the order, it would see without the pool, and
+// gives the same errors. The pool holds at most 2 * threads + 2 bodies: while it is full,
+// verified bodies wait in the opener and the link is not read, so a fast sender cannot
+// grow the receiver's memory. When the session ends (the sender's connection or a record
+// failed), every body received before is handled first, in order.
 //
 // Page contents live in a PageStore for the whole session: a REF may name any page sent
 // before. The link is read only while every destination queue is under max_buffer, so a
@@ -26,7 +37,9 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "base/ordered_work.h"
 #include "core/dest_core.h"
+#include "encode/zstd_codec.h"
 #include "migrate/stream_tee.h"
 #include "migrate/timeouts.h"
 #include "migrate/vm_monitor.h"
@@ -68,6 +81,31 @@ struct DestVm {
   uint64_t bytes_out = 0;
 };
 
+// One verified record body on its way through the pool. With `inflate`, the body is
+// exactly one ZFRAMES frame, `zframes`, and Run() decompresses it into `frames`.
+struct BodyTask : OrderedWork::Task {
+  Bytes body;
+  bool inflate = false;
+  wire::Frame zframes;  // its payload points into `body`
+  Bytes frames;
+  Status inflated;
+
+  void Run() override {
+    // One decompressor per thread that runs tasks (each worker; the data thread when
+    // there are none), made once and reused for the thread's lifetime.
+    thread_local encode::ZstdDecompressor zstd(wire::kMaxRecordBody);
+    inflated = core::DestCore::Inflate(zframes, &zstd, &frames);
+  }
+};
+
+// True when `body` holds exactly one frame, a ZFRAMES frame, returned in *f.
+bool IsOneZFrames(ByteView body, wire::Frame* f) {
+  wire::FrameReader reader(body);
+  auto first = reader.Next(f);
+  return first.ok() && *first && f->type == wire::FrameType::kZFrames &&
+         reader.offset() == body.size();
+}
+
 class Session : public core::DestCore::Output {
  public:
   Session(const ReceiverOptions& o, net::Fd fd, const wire::SessionKeys& keys, uint16_t features)
@@ -76,12 +114,19 @@ class Session : public core::DestCore::Output {
         sealer_(keys.s2c),
         opener_(keys.c2s),
         writer_(&sealer_),
-        core_(features) {}
+        core_(features),
+        work_(o.threads),
+        max_queued_(2 * size_t(o.threads) + 2) {}
   Status Run();
 
  private:
   Status Step();
   Status OnNetReadable();
+  Status Pump();
+  Status HandleAll(Status end);
+  Result<bool> TakeBody();
+  Status HandleDone(bool wait);
+  Status Handle(const BodyTask& t);
   Status OnStreamBytes(const wire::Frame& f, ByteView bytes) override;
   Status OnControl(const wire::Frame& f) override;
   Status OpenVm(uint16_t id, ByteView json_bytes);
@@ -106,6 +151,9 @@ class Session : public core::DestCore::Output {
   net::OutQueue net_out_;
   std::vector<std::unique_ptr<DestVm>> vms_;
   core::DestCore core_;
+  OrderedWork work_;   // bodies between the opener and the core, in arrival order
+  size_t max_queued_;  // bodies the pool may hold before the link is left unread
+  std::vector<std::unique_ptr<BodyTask>> spare_;  // handled tasks, their buffers reused
 };
 
 void Session::Event(uint16_t id, const json& ev) {
@@ -232,10 +280,73 @@ Status Session::OnNetReadable() {
   static thread_local Bytes buf(256 * 1024);
   ssize_t n = read(net_.get(), buf.data(), buf.size());
   if (n < 0 && (errno == EAGAIN || errno == EINTR)) return Status::Ok();
-  if (n <= 0) return Status::Error("connection to the sender lost");
+  if (n <= 0) return HandleAll(Status::Error("connection to the sender lost"));
   opener_.Feed(ByteView(buf.data(), size_t(n)));
-  return wire::ForEachFrame(&opener_, "from sender",
-                            [this](const wire::Frame& f) { return core_.OnFrame(f, this); });
+  return Pump();
+}
+
+// Handles the bodies the pool has finished, and moves verified bodies from the opener
+// into the pool while it has room.
+Status Session::Pump() {
+  for (;;) {
+    GANGMIG_RETURN_IF_ERROR(HandleDone(/*wait=*/false));
+    if (work_.queued() >= max_queued_) return Status::Ok();
+    auto more = TakeBody();
+    if (!more.ok()) return HandleAll(more.status());  // the bodies before the bad record
+    if (!*more) return Status::Ok();
+  }
+}
+
+// Handles every body received so far, in order, waiting for the pool, then returns
+// `end`. An error of one of those bodies, or of the record layer, comes first.
+Status Session::HandleAll(Status end) {
+  for (;;) {
+    GANGMIG_RETURN_IF_ERROR(HandleDone(/*wait=*/true));
+    auto more = TakeBody();  // a record-layer error is final: it repeats here
+    if (!more.ok()) return more.status();
+    if (!*more) return end;
+  }
+}
+
+// Submits the opener's next verified body to the pool: to be inflated when it is one
+// ZFRAMES frame the core accepts (zstd agreed: that check comes before any zstd), else
+// only to keep its place. false: no whole record is buffered.
+Result<bool> Session::TakeBody() {
+  std::unique_ptr<BodyTask> t;
+  if (spare_.empty()) {
+    t = std::make_unique<BodyTask>();
+  } else {
+    t = std::move(spare_.back());
+    spare_.pop_back();
+  }
+  auto more = opener_.Next(&t->body);
+  if (!more.ok() || !*more) {
+    spare_.push_back(std::move(t));
+    if (!more.ok()) return more.status().WithContext("from sender");
+    return false;
+  }
+  t->inflate = core_.zstd() && IsOneZFrames(t->body, &t->zframes);
+  bool run = t->inflate;
+  work_.Submit(std::move(t), run);
+  return true;
+}
+
+// Hands the finished bodies at the front of the pool to the core, oldest first. `wait`:
+// every queued body, waiting for the workers.
+Status Session::HandleDone(bool wait) {
+  while (std::unique_ptr<OrderedWork::Task> done = work_.PopDone(wait)) {
+    std::unique_ptr<BodyTask> t(static_cast<BodyTask*>(done.release()));
+    Status st = Handle(*t);
+    spare_.push_back(std::move(t));
+    GANGMIG_RETURN_IF_ERROR(st);
+  }
+  return Status::Ok();
+}
+
+Status Session::Handle(const BodyTask& t) {
+  if (t.inflate) return core_.OnInflated(t.zframes, t.inflated, t.frames, this);
+  return wire::ForEachFrameIn(t.body, "from sender",
+                              [this](const wire::Frame& f) { return core_.OnFrame(f, this); });
 }
 
 void Session::WriteDest(DestVm& vm, uint16_t id, uint8_t ch) {
@@ -342,8 +453,13 @@ Status Session::Step() {
   bool room = true;
   for (auto& vm : vms_)
     for (auto& c : vm->channels) room = room && c.out.size() < opt_.max_buffer;
+  room = room && work_.queued() < max_queued_;
   fds.push_back({net_.get(), short((room ? POLLIN : 0) | (net_out_.empty() ? 0 : POLLOUT)), 0});
   slots.push_back({-1, -1});
+  if (work_.threads() > 0 && work_.queued() > 0) {
+    fds.push_back({work_.wake_fd(), POLLIN, 0});
+    slots.push_back({-2, -2});
+  }
   for (size_t i = 0; i < vms_.size(); ++i) {
     DestVm& vm = *vms_[i];
     if (vm.failed) continue;
@@ -361,6 +477,10 @@ Status Session::Step() {
   for (size_t k = 0; rc > 0 && k < fds.size(); ++k) {
     short re = fds[k].revents;
     if (!re) continue;
+    if (slots[k].first == -2) {
+      work_.Rearm();  // before Pump below takes the finished bodies
+      continue;
+    }
     if (slots[k].first < 0) {
       if (re & (POLLIN | POLLHUP | POLLERR)) GANGMIG_RETURN_IF_ERROR(OnNetReadable());
       continue;
@@ -372,6 +492,7 @@ Status Session::Step() {
     if (re & POLLOUT) WriteDest(vm, id, ch);
     if (!vm.failed && (re & (POLLIN | POLLHUP | POLLERR))) ReadDest(vm, id, ch);
   }
+  GANGMIG_RETURN_IF_ERROR(Pump());
   for (size_t i = 0; i < vms_.size(); ++i) {
     CheckLoaded(*vms_[i], uint16_t(i));
     ReportProgress(*vms_[i], uint16_t(i));
@@ -380,7 +501,7 @@ Status Session::Step() {
 }
 
 Status Session::Run() {
-  Log("session started");
+  Log("session started (" + std::to_string(work_.threads()) + " decompression threads)");
   for (;;) {
     Status st = Step();
     if (!st.ok()) {
@@ -392,7 +513,7 @@ Status Session::Run() {
       (void)Send();
       return st;
     }
-    bool all = core_.goodbye();
+    bool all = core_.goodbye() && work_.queued() == 0;
     for (auto& vm : vms_) all = all && (vm->reported || vm->failed);
     if (all && net_out_.empty()) {
       const core::DestStats& d = core_.stats();

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "base/bytes.h"
+#include "base/ordered_work.h"
 #include "base/status.h"
 #include "wire/wire_format.h"
 
@@ -19,6 +20,9 @@ struct ReceiverOptions {
   size_t max_buffer = 8u << 20;  // bytes queued towards one destination before pausing the link
   bool verbose = true;
   uint16_t features = wire::kFeaturesKnown;  // accepted from senders (wire::kFeature*)
+  // Worker threads that decompress ZFRAMES bodies (0: on the data thread).
+  // REQUIRES: 0 <= threads <= OrderedWork::kMaxThreads
+  int threads = OrderedWork::DefaultThreads();
 };
 
 // Serves sessions until an error (or, with `once`, after one session). With `once`, the

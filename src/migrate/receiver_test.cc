@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <future>
@@ -99,11 +100,13 @@ class ReceiverTest : public ::testing::Test {
     o.key = kKey;
     o.once = true;
     o.verbose = false;
+    o.threads = ReceiverThreads();
     result_ = std::async(std::launch::async, [o] { return RunReceiver(o); });
     ASSERT_TRUE(sender_.Connect(port_).ok());
   }
   void TearDown() override { unlink(dest_path_.c_str()); }
   virtual uint16_t ReceiverFeatures() const { return wire::kFeaturesKnown; }
+  virtual int ReceiverThreads() const { return OrderedWork::DefaultThreads(); }
 
   // Opens vm 0 towards the fake destination and accepts that connection.
   void OpenVm() {
@@ -235,6 +238,108 @@ TEST_F(ReceiverTest, ExpandsZFramesAndAppliesDeltas) {
   EXPECT_EQ(DestinationBytesUntilClose(), "head" + std::string(4096, 'p') + c + c);
   ExpectLoadedAndSessionOk();
 }
+
+// The decompression pool: ZFRAMES bodies are inflated by 0 (on the data thread), 1 or 3
+// workers; whatever finishes first, the destination core sees the bodies in order.
+class ReceiverPoolTest : public ReceiverTest, public ::testing::WithParamInterface<int> {
+ protected:
+  int ReceiverThreads() const override { return GetParam(); }
+
+  // `n` sealed records, all sent at once so that many bodies are in the pool together
+  // (each is ~100 bytes on the wire, so one read of the link holds them all). Body i
+  // holds DATA "body i|", a PAGE of its own (page id i) and a REF to page id i/2 from an
+  // earlier body, so a body handled out of order changes the rebuilt stream. Most are
+  // one ZFRAMES frame; every 7th is sent raw and only keeps its place in the pool.
+  // *expect: the stream the destination must get. Body `corrupt_at` (if any) is a
+  // ZFRAMES frame whose zstd magic is broken, and ends *expect.
+  Bytes Bodies(int n, std::string* expect, int corrupt_at = -1) {
+    Bytes records;
+    for (int i = 0; i < n; ++i) {
+      Bytes f, page(4096, uint8_t('A' + i % 26));
+      std::string head = "body " + std::to_string(i) + "|";
+      std::copy(head.begin(), head.end(), page.begin());
+      wire::AppendData(&f, 0, 0, AsBytes(head));
+      wire::AppendPage(&f, 0, 0, page);
+      std::string ref = i > 0 ? Page(i / 2) : "";
+      if (i > 0) wire::AppendRef(&f, 0, 0, uint32_t(i / 2));
+      Bytes body = i % 7 == 3 && i != corrupt_at ? f : CompressedFrames(f);
+      if (i == corrupt_at) body[wire::kZFramesHeaderSize + wire::kZFramesRawLenSize] ^= 0xff;
+      if (corrupt_at < 0 || i < corrupt_at)
+        *expect += head + std::string(page.begin(), page.end()) + ref;
+      sender_.sealer->Seal(body, &records);
+    }
+    return records;
+  }
+  static std::string Page(int i) {
+    std::string head = "body " + std::to_string(i) + "|";
+    return head + std::string(4096 - head.size(), char('A' + i % 26));
+  }
+  void ExpectCorruptBodyEndsTheSession(int n, int corrupt_at);
+  // Everything the fake QEMU receives until the receiver closes the connection, read on
+  // a thread so the receiver never waits for it.
+  std::future<std::string> ReadDestination() {
+    return std::async(std::launch::async, [this] {
+      std::string got;
+      Bytes buf(1 << 16);
+      for (;;) {
+        pollfd p{qemu_.get(), POLLIN, 0};
+        if (poll(&p, 1, 10000) <= 0) return got + "<not closed>";
+        ssize_t n = read(qemu_.get(), buf.data(), buf.size());
+        if (n <= 0) return got;
+        got.append(reinterpret_cast<const char*>(buf.data()), size_t(n));
+      }
+    });
+  }
+};
+
+TEST_P(ReceiverPoolTest, ManyZFramesBodiesInFlightRebuildByteForByteInOrder) {
+  OpenVm();
+  auto got = ReadDestination();
+  std::string expect;
+  Bytes records = Bodies(300, &expect);
+  Bytes eof;
+  wire::AppendChannelEof(&eof, 0, 0);
+  sender_.sealer->Seal(eof, &records);
+  ASSERT_TRUE(net::WriteFull(sender_.fd.get(), records, 5000).ok());
+  std::string rebuilt = got.get();
+  EXPECT_EQ(rebuilt.size(), expect.size());
+  EXPECT_TRUE(rebuilt == expect);  // not EXPECT_EQ: a 2.4 MB diff helps nobody
+  ExpectLoadedAndSessionOk();
+}
+
+// Sends `n` bodies of which body `corrupt_at` cannot be inflated, then a body with an
+// error of its own (handled first, it would win), then closes the connection at once.
+// The session must end with the corrupt body's error, after the bodies before it.
+void ReceiverPoolTest::ExpectCorruptBodyEndsTheSession(int n, int corrupt_at) {
+  OpenVm();
+  auto got = ReadDestination();
+  std::string expect;
+  Bytes records = Bodies(n, &expect, corrupt_at);
+  Bytes bad_ref;
+  wire::AppendRef(&bad_ref, 0, 0, 99999);
+  sender_.sealer->Seal(bad_ref, &records);
+  ASSERT_TRUE(net::WriteFull(sender_.fd.get(), records, 5000).ok());
+  shutdown(sender_.fd.get(), SHUT_WR);
+  EXPECT_EQ(ReceiverError(), "ZFRAMES: zstd: Unknown frame descriptor");
+  EXPECT_EQ(sender_.WaitFor(wire::FrameType::kAbort), "ZFRAMES: zstd: Unknown frame descriptor");
+  // The destination is closed with at most the stream before the bad body.
+  std::string rebuilt = got.get();
+  EXPECT_LE(rebuilt.size(), expect.size());
+  EXPECT_TRUE(expect.compare(0, rebuilt.size(), rebuilt) == 0);
+}
+
+TEST_P(ReceiverPoolTest, CorruptZFramesBodyAmongManyEndsTheSessionWithItsError) {
+  ExpectCorruptBodyEndsTheSession(200, 120);
+}
+
+// The corrupt body is among the last ones, still in the pool when the receiver reads the
+// end of the connection: the queued bodies are handled before "connection lost" counts.
+TEST_P(ReceiverPoolTest, CorruptBodyStillQueuedAtEndOfConnectionWins) {
+  ExpectCorruptBodyEndsTheSession(200, 199);
+}
+
+INSTANTIATE_TEST_SUITE_P(Threads, ReceiverPoolTest, ::testing::Values(0, 1, 3),
+                         [](const auto& info) { return std::to_string(info.param) + "threads"; });
 
 // `receive --disable zstd,delta`: the handshake agrees on neither, and a sender that
 // sends them anyway is stopped before anything reaches the destination.

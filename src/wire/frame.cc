@@ -269,14 +269,19 @@ Status ForEachFrame(RecordOpener* opener, const char* peer,
     auto more = opener->Next(&body);
     if (!more.ok()) return more.status().WithContext(peer);
     if (!*more) return Status::Ok();
-    FrameReader reader(body);
-    Frame f;
-    for (;;) {
-      auto next = reader.Next(&f);
-      if (!next.ok()) return next.status().WithContext(peer);
-      if (!*next) break;
-      GANGMIG_RETURN_IF_ERROR(fn(f));
-    }
+    GANGMIG_RETURN_IF_ERROR(ForEachFrameIn(body, peer, fn));
+  }
+}
+
+Status ForEachFrameIn(ByteView body, const char* peer,
+                      const std::function<Status(const Frame&)>& fn) {
+  FrameReader reader(body);
+  Frame f;
+  for (;;) {
+    auto next = reader.Next(&f);
+    if (!next.ok()) return next.status().WithContext(peer);
+    if (!*next) return Status::Ok();
+    GANGMIG_RETURN_IF_ERROR(fn(f));
   }
 }
 

@@ -90,5 +90,8 @@ class RecordOpener;
 // returned by `fn`); the error text is prefixed with `peer` ("from receiver: ...").
 Status ForEachFrame(RecordOpener* opener, const char* peer,
                     const std::function<Status(const Frame&)>& fn);
+// The same for the frames of one verified body.
+Status ForEachFrameIn(ByteView body, const char* peer,
+                      const std::function<Status(const Frame&)>& fn);
 
 }  // namespace gangmig::wire
