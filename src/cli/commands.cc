@@ -2,9 +2,12 @@
 // to do; exit codes: 0 success, 1 a migration/session failed, 2 bad usage.
 #include "cli/commands.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -87,7 +90,7 @@ const char kReceiveHelp[] =
     "before the operator resumes it), rebuilds each stream byte for byte and relays the\n"
     "return path. A peer without the key is refused before it can send anything.\n\n"
     "  --listen HOST:PORT  address to listen on (port 0 picks a free port)\n"
-    "  --key-file FILE     shared key (gangmig keygen FILE); at least 16 bytes\n"
+    "  --key-file FILE     shared key (gangmig keygen FILE); mode 0600, random\n"
     "  --once              exit after one session (exit status 1 if it failed)\n"
     "  --max-buffer MIB    bytes queued towards one destination QEMU before the link\n"
     "                      is paused (default 8)\n"
@@ -103,9 +106,11 @@ const char kReceiveHelp[] =
     "ended 10 s.\n";
 
 const char kKeygenHelp[] =
-    "usage: gangmig keygen FILE\n\n"
+    "usage: gangmig keygen [--force] FILE\n\n"
     "Writes 32 random bytes, hex encoded, to FILE (mode 0600). Copy the file to both\n"
-    "hosts; it never crosses the wire.\n";
+    "hosts (keeping it private: migrate and receive refuse a key file that group or\n"
+    "others can read); it never crosses the wire. An existing FILE is kept unless\n"
+    "--force is given; FILE must not be a symbolic link.\n";
 
 namespace {
 
@@ -140,16 +145,31 @@ bool Has(const Flags& f, const std::string& name) {
   return false;
 }
 
+// The key is the only secret between the hosts: a file others can read is refused (as
+// ssh refuses such a private key), and so is a key that looks guessable.
 Result<Bytes> ReadKeyFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return Status::Error("key file " + path +
-                         ": cannot read it (create one with "
-                         "`gangmig keygen " +
-                         path + "`)");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string key = ss.str();
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return Status::Error("key file " + path + ": cannot read it (" + strerror(errno) +
+                         "); create one with `gangmig keygen " + path + "`");
+  struct stat info;
+  if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+    close(fd);
+    return Status::Error("key file " + path + ": not a regular file");
+  }
+  if (info.st_mode & 077) {
+    close(fd);
+    char mode[8];
+    snprintf(mode, sizeof(mode), "%04o", unsigned(info.st_mode & 07777));
+    return Status::Error("key file " + path + ": readable by others (mode " + mode +
+                         "); run `chmod 600 " + path + "`");
+  }
+  std::string key;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof(buf))) > 0 && key.size() < (1u << 20))
+    key.append(buf, size_t(n));
+  close(fd);
   while (!key.empty() && (key.back() == '\n' || key.back() == '\r' || key.back() == ' '))
     key.pop_back();
   Bytes b(key.begin(), key.end());
@@ -297,16 +317,38 @@ int RunReceive(const Args& args) {
 }
 
 int RunKeygen(const Args& args) {
-  if (args.size() != 1) return Usage(kKeygenHelp, "expected exactly one FILE");
+  bool force = false;
+  std::string path;
+  for (const std::string& a : args) {
+    if (a == "--force") {
+      force = true;
+    } else if (path.empty() && a.rfind("--", 0) != 0) {
+      path = a;
+    } else {
+      return Usage(kKeygenHelp, "unexpected argument '" + a + "'");
+    }
+  }
+  if (path.empty()) return Usage(kKeygenHelp, "expected exactly one FILE");
   uint8_t raw[32];
   if (RAND_bytes(raw, sizeof(raw)) != 1) {
     fprintf(stderr, "gangmig keygen: no randomness available\n");
     return 1;
   }
   std::string hex = HexString(ByteView(raw, sizeof(raw))) + "\n";
-  int fd = open(args[0].c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  if (fd < 0 || write(fd, hex.data(), hex.size()) != ssize_t(hex.size())) {
-    fprintf(stderr, "gangmig keygen: cannot write %s\n", args[0].c_str());
+  OPENSSL_cleanse(raw, sizeof(raw));
+  // O_NOFOLLOW: a symlink planted at FILE is never followed; O_EXCL unless --force.
+  int flags = O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (force ? O_TRUNC : O_EXCL);
+  int fd = open(path.c_str(), flags, 0600);
+  if (fd < 0 && errno == EEXIST) {
+    fprintf(stderr, "gangmig keygen: %s exists; keeping it (use --force to replace it)\n",
+            path.c_str());
+    return 1;
+  }
+  bool ok = fd >= 0 && fchmod(fd, 0600) == 0 &&
+            write(fd, hex.data(), hex.size()) == ssize_t(hex.size()) && fsync(fd) == 0;
+  if (!ok) {
+    fprintf(stderr, "gangmig keygen: cannot write %s: %s\n", path.c_str(),
+            errno == ELOOP ? "it is a symbolic link" : strerror(errno));
     if (fd >= 0) close(fd);
     return 1;
   }

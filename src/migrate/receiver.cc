@@ -538,7 +538,11 @@ Result<net::Fd> AcceptSession(int listen_fd, const ReceiverOptions& o, wire::Ses
   wire::ServerHandshake hs(o.key, o.features);
   Bytes hello(wire::kClientHelloSize);
   GANGMIG_RETURN_IF_ERROR(
-      net::ReadFull(fd->get(), hello.data(), hello.size(), timeouts::kHandshakeMs));
+      net::ReadFull(fd->get(), hello.data(), wire::kHelloHeaderSize, timeouts::kHandshakeMs));
+  GANGMIG_RETURN_IF_ERROR(wire::CheckHelloHeader(hello));  // an old sender is told at once
+  GANGMIG_RETURN_IF_ERROR(net::ReadFull(fd->get(), hello.data() + wire::kHelloHeaderSize,
+                                        hello.size() - wire::kHelloHeaderSize,
+                                        timeouts::kHandshakeMs));
   auto reply = hs.OnClientHello(hello);
   if (!reply.ok()) return reply.status();
   GANGMIG_RETURN_IF_ERROR(net::WriteFull(fd->get(), *reply, timeouts::kHandshakeMs));

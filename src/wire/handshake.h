@@ -1,5 +1,7 @@
-// The handshake that opens every gangmig connection: both peers prove that they hold
-// the shared key file without sending it, and derive one record key per direction.
+// The handshake that opens every gangmig connection: both peers run an ephemeral X25519
+// exchange, prove that they hold the shared key file without sending it, and derive one
+// record key per direction from both (forward secrecy: a key file stolen later does not
+// open recorded sessions).
 // The client is the sender (source host), the server the receiver (destination host).
 // Pure: the caller moves the fixed-size messages over the socket. Format: docs/WIRE.md.
 //
@@ -21,6 +23,8 @@
 namespace gangmig::wire {
 
 using Nonce = std::array<uint8_t, kNonceSize>;
+// An X25519 private key (32 random bytes; the public key is derived from it).
+using EphemeralKey = std::array<uint8_t, kEphemeralKeySize>;
 
 // The two record keys of a session (kSessionKeySize bytes each).
 struct SessionKeys {
@@ -31,19 +35,33 @@ struct SessionKeys {
 // "zstd, delta" (unknown bits as hex, "none" for 0): for messages.
 std::string FeatureNames(uint16_t features);
 
-// OK when `key` can serve as the shared key (at least kMinKeySize bytes).
+// Keys must carry at least this many bits an attacker would have to guess.
+inline constexpr double kMinKeyBits = 128;
+// An upper estimate of a key's entropy in bits (its length and alphabet, capped by its
+// Shannon entropy), for refusing guessable keys.
+double EstimateKeyBits(ByteView key);
+// OK when `key` can serve as the shared key: at least kMinKeySize bytes and an estimated
+// kMinKeyBits bits; otherwise an error that says why and how to make a good one.
 Status ValidateKey(ByteView key);
+
+// Checks the magic and version at the start of a ClientHello or ServerHello (its first
+// kHelloHeaderSize bytes suffice: read them first, so that a peer of another version is
+// told so instead of waiting for bytes it will never send).
+Status CheckHelloHeader(ByteView hello);
 
 // A fresh random nonce from the OpenSSL CSPRNG (aborts if the CSPRNG fails).
 Nonce RandomNonce();
+// A fresh X25519 private key, from the same CSPRNG.
+EphemeralKey RandomEphemeralKey();
 
 class ClientHandshake {
  public:
   // REQUIRES: ValidateKey(key).ok(). The key is copied (and wiped on destruction).
   // `offered`: the kFeature* bits this sender can use.
   ClientHandshake(ByteView key, uint16_t offered);
-  // Fixed nonce, for tests and golden vectors only.
-  ClientHandshake(ByteView key, uint16_t offered, const Nonce& nonce_c);
+  // Fixed nonce and ephemeral key, for tests and golden vectors only.
+  ClientHandshake(ByteView key, uint16_t offered, const Nonce& nonce_c,
+                  const EphemeralKey& ephemeral);
   ~ClientHandshake();
 
   // The ClientHello (kClientHelloSize bytes) to send first.
@@ -59,6 +77,8 @@ class ClientHandshake {
  private:
   Bytes key_;
   Nonce nonce_c_;
+  EphemeralKey ephemeral_;  // private; wiped once used
+  EphemeralKey public_c_;
   uint16_t offered_;
   uint16_t agreed_ = 0;
   SessionKeys keys_;
@@ -69,8 +89,9 @@ class ServerHandshake {
   // REQUIRES: ValidateKey(key).ok(). The key is copied (and wiped on destruction).
   // `supported`: the kFeature* bits this receiver accepts.
   ServerHandshake(ByteView key, uint16_t supported);
-  // Fixed nonce, for tests and golden vectors only.
-  ServerHandshake(ByteView key, uint16_t supported, const Nonce& nonce_s);
+  // Fixed nonce and ephemeral key, for tests and golden vectors only.
+  ServerHandshake(ByteView key, uint16_t supported, const Nonce& nonce_s,
+                  const EphemeralKey& ephemeral);
   ~ServerHandshake();
 
   // Checks the client's hello; returns the ServerHello (with the server's proof).
@@ -88,10 +109,14 @@ class ServerHandshake {
  private:
   Bytes key_;
   Nonce nonce_s_;
+  EphemeralKey ephemeral_;  // private; wiped once used
+  EphemeralKey public_s_;
   uint16_t supported_;
   uint16_t offered_ = 0;
   uint16_t agreed_ = 0;
   Nonce nonce_c_{};
+  EphemeralKey public_c_{};
+  Bytes secret_;  // S, kept from the hello to the proof (wiped on destruction)
   bool have_hello_ = false;
   SessionKeys keys_;
 };

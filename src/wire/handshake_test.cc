@@ -61,8 +61,8 @@ TEST(WireHandshake, ReceiverRefusesSenderWithoutTheKey) {
   // the key it has.
   Nonce nc{}, ns{};
   ns[0] = 1;
-  ClientHandshake c(kOtherKey, kFeaturesKnown, nc);
-  ServerHandshake s(kKey, kFeaturesKnown, ns);
+  ClientHandshake c(kOtherKey, kFeaturesKnown, nc, RandomEphemeralKey());
+  ServerHandshake s(kKey, kFeaturesKnown, ns, RandomEphemeralKey());
   ASSERT_TRUE(s.OnClientHello(c.Hello()).ok());
   Mac forged = HmacSha256Of(kOtherKey, {AsBytes(kClientProofLabel), nc, ns});
   Status st = s.OnClientProof(forged);
@@ -105,6 +105,7 @@ TEST(WireHandshake, TamperedNoncesAreDetected) {
 TEST(WireHandshake, BadMagic) {
   ServerHandshake s(kKey, kFeaturesKnown);
   std::string http = "GET / HTTP/1.1\r\nHost: example\r\n\r\n.......";
+  http.resize(kClientHelloSize, '.');
   ASSERT_EQ(http.size(), kClientHelloSize);
   Result<Bytes> r = s.OnClientHello(AsBytes(http));
   ASSERT_FALSE(r.ok());
@@ -128,7 +129,7 @@ TEST(WireHandshake, UnsupportedVersion) {
   Result<Bytes> r = s.OnClientHello(hello);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().message(),
-            "handshake: unsupported protocol version 1 (this build speaks 4)");
+            "handshake: unsupported protocol version 1 (this build speaks 5)");
 
   ServerHandshake s2(kKey, kFeaturesKnown);
   Bytes sh = *s2.OnClientHello(c.Hello());
@@ -137,19 +138,18 @@ TEST(WireHandshake, UnsupportedVersion) {
   Result<Bytes> r2 = c.OnServerHello(sh);
   ASSERT_FALSE(r2.ok());
   EXPECT_EQ(r2.status().message(),
-            "handshake: unsupported protocol version 256 (this build speaks 4)");
+            "handshake: unsupported protocol version 256 (this build speaks 5)");
 }
 
-TEST(WireHandshake, Version3PeerIsRefused) {
+TEST(WireHandshake, Version4PeerIsRefused) {
   ClientHandshake c(kKey, kFeaturesKnown);
   Bytes hello = c.Hello();
-  hello[5] = 3;  // a version 3 sender (no features, no ZFRAMES/DELTA)
-  hello[7] = 0;
+  hello[5] = 4;  // a version 4 sender (records authenticated, not encrypted)
   ServerHandshake s(kKey, kFeaturesKnown);
   Result<Bytes> r = s.OnClientHello(hello);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().message(),
-            "handshake: unsupported protocol version 3 (this build speaks 4)");
+            "handshake: unsupported protocol version 4 (this build speaks 5)");
 }
 
 TEST(WireHandshake, FeaturesAreTheIntersection) {
@@ -208,7 +208,7 @@ TEST(WireHandshake, WrongMessageSizes) {
   hello.pop_back();
   Result<Bytes> r = s.OnClientHello(hello);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().message(), "handshake: ClientHello is 39 bytes (expected 40)");
+  EXPECT_EQ(r.status().message(), "handshake: ClientHello is 71 bytes (expected 72)");
 
   Status early = s.OnClientProof(Bytes(32));
   ASSERT_FALSE(early.ok());
@@ -218,7 +218,7 @@ TEST(WireHandshake, WrongMessageSizes) {
   sh.push_back(0);
   Result<Bytes> r2 = c.OnServerHello(sh);
   ASSERT_FALSE(r2.ok());
-  EXPECT_EQ(r2.status().message(), "handshake: ServerHello is 73 bytes (expected 72)");
+  EXPECT_EQ(r2.status().message(), "handshake: ServerHello is 105 bytes (expected 104)");
 
   Status st = s.OnClientProof(Bytes(31));
   ASSERT_FALSE(st.ok());
@@ -228,11 +228,111 @@ TEST(WireHandshake, WrongMessageSizes) {
 TEST(WireHandshake, KeyTooShort) {
   Status st = ValidateKey(Bytes(15, 'k'));
   ASSERT_FALSE(st.ok());
-  EXPECT_EQ(st.message(), "key file: key must be at least 16 bytes (got 15)");
+  EXPECT_EQ(
+      st.message(),
+      "key file: key must be at least 16 bytes (got 15); make one with `gangmig keygen FILE`");
   Status empty = ValidateKey(ByteView());
   ASSERT_FALSE(empty.ok());
-  EXPECT_EQ(empty.message(), "key file: key must be at least 16 bytes (got 0)");
-  EXPECT_TRUE(ValidateKey(Bytes(16, 'k')).ok());
+  EXPECT_EQ(empty.message(),
+            "key file: key must be at least 16 bytes (got 0); make one with `gangmig keygen FILE`");
+}
+
+TEST(WireHandshake, GuessableKeysAreRefusedWithTheReason) {
+  Status st = ValidateKey(AsBytes("passwordpassword"));
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.message(),
+            "key file: the key looks guessable (about 44 bits by its length and alphabet, 128 "
+            "needed): anyone who can connect to the receiver could test guesses offline; make a "
+            "random one with `gangmig keygen FILE`");
+  for (const char* weak : {"00000000000000000000000000000000000000000000000000000000000000",
+                           "abababababababababababababababababababababababababababab",
+                           "correcthorsebatterystaple", "1234567890123456789012345678901234"}) {
+    EXPECT_FALSE(ValidateKey(AsBytes(weak)).ok()) << weak;
+  }
+  EXPECT_FALSE(ValidateKey(Bytes(32, 0x42)).ok());
+}
+
+TEST(WireHandshake, RandomKeysAsKeygenMakesThemAreAccepted) {
+  for (int i = 0; i < 50; ++i) {
+    Nonce raw = RandomNonce();  // 32 random bytes, as keygen draws them
+    std::string hex = HexString(raw);
+    EXPECT_TRUE(ValidateKey(AsBytes(hex)).ok()) << hex;
+    EXPECT_GT(EstimateKeyBits(AsBytes(hex)), 200);
+    EXPECT_TRUE(ValidateKey(raw).ok());  // raw random bytes, too
+  }
+}
+
+// Forward secrecy: with the same key file and the same nonces, other ephemeral keys give
+// other session keys, so the key file alone never opens a recorded session.
+TEST(WireHandshake, SessionKeysDependOnTheEphemeralExchange) {
+  Nonce nc{}, ns{};
+  ns[0] = 1;
+  EphemeralKey a{}, b{};
+  a[5] = 9;  // not in the bits X25519 clamps away
+  b[5] = 10;
+  auto keys = [&](const EphemeralKey& ec, const EphemeralKey& es) {
+    ClientHandshake c(kKey, kFeaturesKnown, nc, ec);
+    ServerHandshake s(kKey, kFeaturesKnown, ns, es);
+    Result<Bytes> proof = c.OnServerHello(*s.OnClientHello(c.Hello()));
+    EXPECT_TRUE(proof.ok());
+    EXPECT_TRUE(s.OnClientProof(*proof).ok());
+    EXPECT_EQ(c.keys().c2s, s.keys().c2s);
+    return c.keys().c2s;
+  };
+  Bytes k1 = keys(a, b);
+  EXPECT_NE(keys(b, b), k1);
+  EXPECT_NE(keys(a, a), k1);
+  EXPECT_EQ(keys(a, b), k1);  // deterministic given everything
+}
+
+TEST(WireHandshake, TamperedEphemeralKeysAreDetected) {
+  ClientHandshake c(kKey, kFeaturesKnown);
+  ServerHandshake s(kKey, kFeaturesKnown);
+  Bytes hello = c.Hello();
+  hello[kHelloHeaderSize + kNonceSize + 3] ^= 1;  // a middleman changes e_c
+  Result<Bytes> sh = s.OnClientHello(hello);
+  ASSERT_TRUE(sh.ok());
+  Result<Bytes> proof = c.OnServerHello(*sh);
+  ASSERT_FALSE(proof.ok());
+  EXPECT_EQ(proof.status().message(),
+            "handshake: the receiver does not know the shared key (proof mismatch)");
+
+  ClientHandshake c2(kKey, kFeaturesKnown);
+  ServerHandshake s2(kKey, kFeaturesKnown);
+  Bytes sh2 = *s2.OnClientHello(c2.Hello());
+  sh2[kHelloHeaderSize + kNonceSize + 7] ^= 1;  // ... or e_s
+  EXPECT_FALSE(c2.OnServerHello(sh2).ok());
+}
+
+// A public key that is a low-order point (here 0) makes X25519's result all zeros, known
+// to anyone: refused, on both ends.
+TEST(WireHandshake, LowOrderEphemeralKeyIsRefused) {
+  ClientHandshake c(kKey, kFeaturesKnown);
+  ServerHandshake s(kKey, kFeaturesKnown);
+  Bytes hello = c.Hello();
+  std::fill(hello.begin() + kHelloHeaderSize + kNonceSize, hello.end(), 0);
+  Result<Bytes> r = s.OnClientHello(hello);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(),
+            "handshake: the peer's ephemeral key is invalid (X25519 refused it)");
+
+  ServerHandshake s2(kKey, kFeaturesKnown);
+  Bytes sh = *s2.OnClientHello(c.Hello());
+  std::fill(sh.begin() + kHelloHeaderSize + kNonceSize,
+            sh.begin() + kHelloHeaderSize + kNonceSize + kEphemeralKeySize, 0);
+  Result<Bytes> r2 = c.OnServerHello(sh);
+  ASSERT_FALSE(r2.ok());
+  EXPECT_EQ(r2.status().message(),
+            "handshake: the peer's ephemeral key is invalid (X25519 refused it)");
+}
+
+TEST(WireHandshake, SecondClientHelloIsRefused) {
+  ClientHandshake c(kKey, kFeaturesKnown);
+  ServerHandshake s(kKey, kFeaturesKnown);
+  ASSERT_TRUE(s.OnClientHello(c.Hello()).ok());
+  Result<Bytes> again = s.OnClientHello(c.Hello());
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.status().message(), "handshake: a second ClientHello");
 }
 
 }  // namespace

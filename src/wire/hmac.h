@@ -1,6 +1,6 @@
 // HMAC-SHA256 over OpenSSL's EVP_MAC, the MAC of the handshake: proofs and session keys
 // (one-shot HmacSha256Of). HmacSha256 is keyed once and can be restarted for any number
-// of MACs. Records use another MAC (record_mac.h).
+// of MACs. Records use an AEAD (record_cipher.h).
 #pragma once
 
 #include <array>

@@ -1,4 +1,4 @@
-// Checks for OpenSSL calls of the wire layer (hmac.cc, record_mac.cc). Their algorithms
+// Checks for OpenSSL calls of the wire layer (hmac.cc, record_cipher.cc). Their algorithms
 // are built into OpenSSL and every argument is valid, so a failure can only mean a broken
 // installation: it is reported and the process aborts, rather than a Status being
 // threaded through every record.

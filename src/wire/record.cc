@@ -1,7 +1,7 @@
-// Records: length-prefixed bodies with a 16-byte ChaCha20-Poly1305 tag (record_mac.cc).
+// Records: length-prefixed AES-256-GCM ciphertexts with their 16-byte tag (record_cipher.cc).
 //
-// The tag covers be32 body_len || body under the nonce seq, where seq counts the records
-// of this direction from 0 (record_mac.cc). The sequence number is never sent: both
+// The tag covers be32 body_len (associated data) and the ciphertext under the nonce seq,
+// where seq counts the records of this direction from 0 (record_cipher.cc). The sequence number is never sent: both
 // ends count. So a record that is dropped, repeated, reordered, moved to the other
 // direction (other key) or to another connection (other nonces, other keys) fails its
 // tag, as does any change to its bytes.
@@ -12,8 +12,8 @@
 // 4 GiB. It returns a body only after the tag matched (compared in constant time), so no
 // unauthenticated byte ever reaches the frame parser.
 //
-// Cost: one Poly1305 pass per record over the bytes where they lie (see record_mac.cc for
-// the speed). Buffering is a vector with a read position; consumed bytes are dropped when
+// Cost: one AES-GCM pass per record over the bytes where they lie (see record_cipher.cc
+// for the speed); the opener decrypts straight from its buffer into the caller's body. Buffering is a vector with a read position; consumed bytes are dropped when
 // they make up at least half of the buffer, so each byte moves O(1) times.
 //
 // Batching frames into records (RecordWriter).
@@ -47,7 +47,8 @@ void RecordSealer::SealTail(Bytes* buf, size_t start) {
   size_t len = buf->size() - start - kRecordHeaderSize;
   assert(len >= 1 && len <= kMaxRecordBody);
   StoreBE32(buf->data() + start, uint32_t(len));
-  RecordTag tag = mac_.Of(seq_, ByteView(buf->data() + start, kRecordHeaderSize + len));
+  RecordTag tag = cipher_.Seal(seq_, ByteView(buf->data() + start, kRecordHeaderSize),
+                               buf->data() + start + kRecordHeaderSize, len);
   PutBytes(buf, tag);
   seq_++;
 }
@@ -75,11 +76,12 @@ Result<bool> RecordOpener::Next(Bytes* body) {
                 ")");
   }
   if (have < kRecordOverhead + len) return false;
-  ByteView header_and_body(p, kRecordHeaderSize + len);
-  if (!mac_.Verify(seq_, header_and_body, ByteView(p + kRecordHeaderSize + len, kRecordTagSize))) {
+  body->resize(len);
+  if (!cipher_.Open(seq_, ByteView(p, kRecordHeaderSize), p + kRecordHeaderSize, len,
+                    body->data(), ByteView(p + kRecordHeaderSize + len, kRecordTagSize))) {
+    body->clear();  // never let an unauthenticated plaintext out
     return Fail("bad authentication tag");
   }
-  body->assign(p + kRecordHeaderSize, p + kRecordHeaderSize + len);
   pos_ += kRecordOverhead + len;
   seq_++;
   return true;

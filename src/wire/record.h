@@ -1,10 +1,10 @@
 // The record layer: after the handshake, each direction of the connection is a sequence
-// of records `be32 body_len | body | tag[16]`, where the tag is a ChaCha20-Poly1305 MAC
-// (record_mac.h) under that direction's session key, with the record's sequence number as
-// nonce, over its length and body. RecordSealer makes records; RecordOpener checks and
-// unwraps them from a byte stream that arrives in arbitrary pieces. Both are pure (no
-// sockets). RecordWriter batches frames into records of a target size. Bodies are
-// authenticated, not encrypted. Format: docs/WIRE.md.
+// of records `be32 body_len | ciphertext | tag[16]`: the body encrypted and authenticated
+// with AES-256-GCM (record_cipher.h) under that direction's session key, with the
+// record's sequence number as nonce and its length as associated data. RecordSealer
+// makes records; RecordOpener checks, decrypts and unwraps them from a byte stream that
+// arrives in arbitrary pieces. Both are pure (no sockets). RecordWriter batches frames
+// into records of a target size. Format: docs/WIRE.md.
 #pragma once
 
 #include <cstddef>
@@ -13,7 +13,7 @@
 
 #include "base/bytes.h"
 #include "base/status.h"
-#include "wire/record_mac.h"
+#include "wire/record_cipher.h"
 #include "wire/wire_format.h"
 
 namespace gangmig::wire {
@@ -23,21 +23,21 @@ class RecordSealer {
  public:
   // `key` is the direction's session key (SessionKeys::c2s or ::s2c); it is copied.
   // REQUIRES: key.size() == kSessionKeySize
-  explicit RecordSealer(ByteView key) : mac_(key) {}
+  explicit RecordSealer(ByteView key) : cipher_(key) {}
 
   // Appends one record holding `body` to *out.
   // REQUIRES: 1 <= body.size() <= kMaxRecordBody
   void Seal(ByteView body, Bytes* out);
   // Turns the tail of *buf into a record without moving the body: the record starts at
   // `start` with kRecordHeaderSize reserved bytes (overwritten with the length) followed by
-  // the body up to the end of *buf; the tag is appended.
+  // the body up to the end of *buf; the body is encrypted in place and the tag appended.
   // REQUIRES: 1 <= buf->size() - start - kRecordHeaderSize <= kMaxRecordBody
   void SealTail(Bytes* buf, size_t start);
   // Records sealed so far (= the sequence number of the next one).
   uint64_t records() const { return seq_; }
 
  private:
-  RecordMac mac_;
+  RecordCipher cipher_;
   uint64_t seq_ = 0;
 };
 
@@ -46,11 +46,11 @@ class RecordSealer {
 class RecordOpener {
  public:
   // `key` is the direction's session key; it is copied. REQUIRES: 32 bytes, as above.
-  explicit RecordOpener(ByteView key) : mac_(key) {}
+  explicit RecordOpener(ByteView key) : cipher_(key) {}
 
   // Buffers bytes received from the peer (ignored after a failure).
   void Feed(ByteView data);
-  // true: *body holds the next verified body; false: a whole record is not buffered
+  // true: *body holds the next verified, decrypted body; false: a whole record is not buffered
   // yet (Feed more); error: "record N: bad authentication tag" or
   // "record N: bad length L (max M)", N being the record's sequence number.
   Result<bool> Next(Bytes* body);
@@ -65,7 +65,7 @@ class RecordOpener {
  private:
   Status Fail(std::string message);
 
-  RecordMac mac_;
+  RecordCipher cipher_;
   Bytes buf_;
   size_t pos_ = 0;  // start of the first unreturned record in buf_
   uint64_t seq_ = 0;

@@ -1,4 +1,4 @@
-// Constants of the gangmig wire protocol, version 4: the handshake messages, the record
+// Constants of the gangmig wire protocol, version 5: the handshake messages, the record
 // layer and the frame types. Constants only; the format itself is described in
 // docs/WIRE.md, and the code that reads and writes it lives in handshake.h, record.h and
 // frame.h. Changing any value here changes the protocol: bump kProtocolVersion.
@@ -16,46 +16,52 @@ inline constexpr uint8_t kMagic[4] = {'G', 'G', 'M', 'G'};
 // version 3 takes the sequence number out of the MAC's associated data (it stays in the
 // nonce), so a record's MAC input is its bytes as they lie in memory; version 4 turns the
 // hello's flags into a feature set that both ends negotiate (and the proofs cover), and
-// adds the ZFRAMES and DELTA frames.
-inline constexpr uint16_t kProtocolVersion = 4;
+// adds the ZFRAMES and DELTA frames; version 5 encrypts every record body (AES-256-GCM)
+// under keys from an ephemeral X25519 exchange authenticated by the shared key (forward
+// secrecy).
+inline constexpr uint16_t kProtocolVersion = 5;
 
 // Features: the ClientHello offers a set, the ServerHello answers the subset both ends
 // use for the session. Bits not defined here are never offered and never agreed.
 inline constexpr uint16_t kFeatureZstd = 0x0001;   // ZFRAMES frames (sender -> receiver)
 inline constexpr uint16_t kFeatureDelta = 0x0002;  // DELTA frames (sender -> receiver)
-// Reserved, not offered by this build: 0x0004 record encryption, 0x0008 destination cache.
+// Reserved, not offered by this build: 0x0008 destination cache. (0x0004 was reserved for
+// record encryption; since version 5 every record is encrypted, so it is never used.)
 inline constexpr uint16_t kFeaturesKnown = kFeatureZstd | kFeatureDelta;
 
 inline constexpr size_t kMinKeySize = 16;  // bytes of the shared key file, at least
 inline constexpr size_t kNonceSize = 32;
+inline constexpr size_t kEphemeralKeySize = 32;  // an X25519 public or private key
 inline constexpr size_t kMacSize = 32;  // HMAC-SHA256 output: proofs and session keys
 inline constexpr size_t kSessionKeySize = kMacSize;
 
 // magic[4] | be16 version | be16 flags
 inline constexpr size_t kHelloHeaderSize = 8;
-// header | nonce_c[32]
-inline constexpr size_t kClientHelloSize = kHelloHeaderSize + kNonceSize;  // 40
-// header | nonce_s[32] | proof_s[32]
-inline constexpr size_t kServerHelloSize = kHelloHeaderSize + kNonceSize + kMacSize;  // 72
+// header | nonce_c[32] | e_c[32] (the client's ephemeral X25519 public key)
+inline constexpr size_t kClientHelloSize = kHelloHeaderSize + kNonceSize + kEphemeralKeySize;  // 72
+// header | nonce_s[32] | e_s[32] | proof_s[32]
+inline constexpr size_t kServerHelloSize =
+    kHelloHeaderSize + kNonceSize + kEphemeralKeySize + kMacSize;  // 104
 // proof_c[32]
 inline constexpr size_t kClientProofSize = kMacSize;  // 32
 
-// HMAC labels, used as the first bytes of the MAC input (no terminating NUL). Version 4
-// changed the derivation (the features are inside every proof and key), hence "v4".
-inline constexpr std::string_view kServerProofLabel = "gangmig v4 server";
-inline constexpr std::string_view kClientProofLabel = "gangmig v4 client";
-inline constexpr std::string_view kClientToServerLabel = "gangmig v4 c2s";
-inline constexpr std::string_view kServerToClientLabel = "gangmig v4 s2c";
+// HMAC labels, used as the first bytes of the MAC input (no terminating NUL). Version 5
+// changed the derivation (everything hangs off the X25519 secret), hence "v5".
+inline constexpr std::string_view kSecretLabel = "gangmig v5 secret";
+inline constexpr std::string_view kServerProofLabel = "gangmig v5 server";
+inline constexpr std::string_view kClientProofLabel = "gangmig v5 client";
+inline constexpr std::string_view kClientToServerLabel = "gangmig v5 c2s";
+inline constexpr std::string_view kServerToClientLabel = "gangmig v5 s2c";
 
 // ---- Record layer --------------------------------------------------------------------
-// be32 body_len | body[body_len] | tag[16]
+// be32 body_len | ciphertext[body_len] | tag[16]
 inline constexpr size_t kRecordHeaderSize = 4;
-// tag = AEAD_CHACHA20_POLY1305 tag (RFC 8439) with key = the direction's session key,
-// nonce = 4 zero bytes | be64 sequence, plaintext empty, AAD = be32 body_len | body
-inline constexpr size_t kRecordTagSize = 16;  // the whole Poly1305 tag
+// ciphertext, tag = AES-256-GCM(key = the direction's session key, IV = 4 zero bytes |
+// be64 sequence, plaintext = body, AAD = be32 body_len)
+inline constexpr size_t kRecordTagSize = 16;  // the whole GCM tag
 inline constexpr size_t kRecordOverhead = kRecordHeaderSize + kRecordTagSize;
 inline constexpr size_t kMaxRecordBody = (1u << 20) + 64;  // 1 MiB + 64
-// MAC nonce: 4 zero bytes | be64 sequence
+// GCM IV: 4 zero bytes | be64 sequence
 inline constexpr size_t kRecordNonceSize = 12;
 
 // ---- Frames --------------------------------------------------------------------------
