@@ -44,6 +44,7 @@
 #include "migrate/timeouts.h"
 #include "migrate/vm_monitor.h"
 #include "net/socket.h"
+#include "wire/control.h"
 #include "wire/frame.h"
 #include "wire/handshake.h"
 #include "wire/record.h"
@@ -173,13 +174,12 @@ Status Session::OpenVm(uint16_t id, ByteView json_bytes) {
   if (id != vms_.size())
     return Status::Error("VM_OPEN for vm id " + std::to_string(id) + " out of order (expected " +
                          std::to_string(vms_.size()) + ")");
-  json j = json::parse(AsChars(json_bytes), nullptr, false);
-  if (j.is_discarded() || !j.is_object())
-    return Status::Error("VM_OPEN for vm id " + std::to_string(id) + ": malformed JSON");
+  auto open = wire::ParseVmOpen(json_bytes);
+  if (!open.ok()) return open.status().WithContext("vm id " + std::to_string(id));
   auto vm = std::make_unique<DestVm>();
-  vm->name = j.value("name", "vm" + std::to_string(id));
-  vm->dest = j.value("dest", "");
-  vm->dest_qmp = j.value("dest_qmp", "");
+  vm->name = open->name;
+  vm->dest = open->dest;
+  vm->dest_qmp = open->dest_qmp;
   vms_.push_back(std::move(vm));
   DestVm& v = *vms_.back();
   if (!v.dest_qmp.empty()) {

@@ -41,6 +41,7 @@
 #include "migrate/vm_monitor.h"
 #include "net/socket.h"
 #include "qemu_stream/stream_parser.h"
+#include "wire/control.h"
 #include "wire/frame.h"
 #include "wire/handshake.h"
 #include "wire/record.h"
@@ -154,7 +155,7 @@ class Sender {
   Status Step(int timeout_ms);
   Status OnNetReadable();
   Status OnFrame(const wire::Frame& f);
-  Status OnVmEvent(Vm& vm, const json& ev);
+  Status OnVmEvent(Vm& vm, const wire::VmEventMessage& ev);
   void AcceptChannels(Vm& vm, uint16_t id);
   void ReadChannel(Vm& vm, uint16_t id, uint8_t ch);
   void WriteChannel(Vm& vm, uint8_t ch);
@@ -282,8 +283,8 @@ Status Sender::PrepareVms() {
     auto l = net::Listen(net::Address{net::Address::Kind::kUnix, vm->listen_path, "", 0});
     if (!l.ok()) return l.status().WithContext("vm " + vm->spec.name);
     vm->listener = std::move(l).value();
-    json open = {{"name", vm->spec.name}, {"dest", vm->spec.dest}, {"dest_qmp", vm->spec.dest_qmp}};
-    wire::AppendVmOpen(writer_->frames(), uint16_t(i), open.dump());
+    wire::AppendVmOpen(writer_->frames(), uint16_t(i),
+                       wire::SerializeVmOpen({vm->spec.name, vm->spec.dest, vm->spec.dest_qmp}));
     vms_.push_back(std::move(vm));
   }
   Flush(/*wait=*/true);
@@ -395,24 +396,22 @@ void Sender::WriteChannel(Vm& vm, uint8_t ch) {
   }
 }
 
-Status Sender::OnVmEvent(Vm& vm, const json& ev) {
-  std::string what = ev.value("event", "");
-  if (what == "ready") {
+Status Sender::OnVmEvent(Vm& vm, const wire::VmEventMessage& ev) {
+  if (ev.event == "ready") {
     vm.ready = true;
-  } else if (what == "progress") {
-    uint64_t delivered = ev.value("delivered", uint64_t(0));
-    while (!vm.read_marks.empty() && vm.read_marks.front().first <= delivered) {
+  } else if (ev.event == "progress") {
+    while (!vm.read_marks.empty() && vm.read_marks.front().first <= ev.delivered) {
       vm.pages_acked = vm.read_marks.front().second;
       vm.read_marks.pop_front();
     }
-  } else if (what == "done") {
+  } else if (ev.event == "done") {
     vm.dest_done = true;
-    vm.rep->dest_loaded_us = ev.value("loaded_us", int64_t(0));
-    vm.rep->dest_resume_us = ev.value("resume_us", int64_t(0));
-    vm.rep->dest_eof_frame_us = ev.value("eof_frame_us", int64_t(0));
-    vm.rep->dest_delivered_us = ev.value("delivered_us", int64_t(0));
-  } else if (what == "failed") {
-    std::string err = "destination: " + ev.value("error", std::string("unknown error"));
+    vm.rep->dest_loaded_us = ev.loaded_us;
+    vm.rep->dest_resume_us = ev.resume_us;
+    vm.rep->dest_eof_frame_us = ev.eof_frame_us;
+    vm.rep->dest_delivered_us = ev.delivered_us;
+  } else if (ev.event == "failed") {
+    std::string err = "destination: " + ev.error;
     if (!vm.ready) {
       vm.rep->error = err;  // before any migration started: WaitAllReady reports it
     } else {
@@ -435,9 +434,9 @@ Status Sender::OnFrame(const wire::Frame& f) {
   Vm& vm = *vms_[f.vm];
   if (vm.finished) return Status::Ok();  // late frames for a VM already given up
   if (f.type == FrameType::kVmEvent) {
-    json ev = json::parse(AsChars(f.payload), nullptr, false);
-    if (ev.is_discarded()) return Status::Error("receiver sent a malformed VM_EVENT");
-    return OnVmEvent(vm, ev);
+    auto ev = wire::ParseVmEvent(f.payload);
+    if (!ev.ok()) return ev.status().WithContext("receiver sent a bad message");
+    return OnVmEvent(vm, *ev);
   }
   if (f.type != FrameType::kRpData && f.type != FrameType::kRpEof)
     return Status::Error("receiver sent an unexpected frame type " + std::to_string(int(f.type)));

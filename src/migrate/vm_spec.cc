@@ -3,6 +3,8 @@
 #include <set>
 #include <sstream>
 
+#include "wire/control.h"
+
 namespace gangmig::migrate {
 
 Result<VmSpec> ParseVmSpec(const std::string& text) {
@@ -28,6 +30,9 @@ Result<VmSpec> ParseVmSpec(const std::string& text) {
   }
   if (spec.name.empty() || spec.qmp.empty() || spec.dest.empty())
     return Status::Error("--vm '" + text + "': name=, qmp= and dest= are required");
+  if (!wire::ValidVmName(spec.name))
+    return Status::Error("--vm '" + text + "': name '" + spec.name +
+                         "' must be 1-64 characters of A-Z a-z 0-9 . _ -");
   return spec;
 }
 
