@@ -27,13 +27,19 @@
 // partial memory.
 #include "migrate/receiver.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
+#include <list>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <thread>
 #include <vector>
 
 #include "base/clock.h"
@@ -527,36 +533,128 @@ Status Session::Run() {
   }
 }
 
-Result<net::Fd> AcceptSession(int listen_fd, const ReceiverOptions& o, wire::SessionKeys* keys,
-                              uint16_t* features) {
-  pollfd p{listen_fd, POLLIN, 0};
-  while (poll(&p, 1, -1) < 0) {
-  }
-  auto fd = net::Accept(listen_fd);
-  if (!fd.ok()) return fd.status();
-  if (!fd->valid()) return net::Fd();
+// The handshake of one accepted connection, within one deadline for the whole exchange
+// (a peer that trickles bytes cannot stretch it).
+Status Handshake(int fd, const ReceiverOptions& o, wire::SessionKeys* keys, uint16_t* features) {
+  const int64_t deadline = MonotonicMicros() + int64_t(timeouts::kHandshakeMs) * 1000;
+  auto left_ms = [deadline] {
+    return int(std::max<int64_t>(1, (deadline - MonotonicMicros()) / 1000));
+  };
   wire::ServerHandshake hs(o.key, o.features);
   Bytes hello(wire::kClientHelloSize);
-  GANGMIG_RETURN_IF_ERROR(
-      net::ReadFull(fd->get(), hello.data(), wire::kHelloHeaderSize, timeouts::kHandshakeMs));
+  GANGMIG_RETURN_IF_ERROR(net::ReadFull(fd, hello.data(), wire::kHelloHeaderSize, left_ms()));
   GANGMIG_RETURN_IF_ERROR(wire::CheckHelloHeader(hello));  // an old sender is told at once
-  GANGMIG_RETURN_IF_ERROR(net::ReadFull(fd->get(), hello.data() + wire::kHelloHeaderSize,
-                                        hello.size() - wire::kHelloHeaderSize,
-                                        timeouts::kHandshakeMs));
+  GANGMIG_RETURN_IF_ERROR(net::ReadFull(fd, hello.data() + wire::kHelloHeaderSize,
+                                        hello.size() - wire::kHelloHeaderSize, left_ms()));
   auto reply = hs.OnClientHello(hello);
   if (!reply.ok()) return reply.status();
-  GANGMIG_RETURN_IF_ERROR(net::WriteFull(fd->get(), *reply, timeouts::kHandshakeMs));
+  GANGMIG_RETURN_IF_ERROR(net::WriteFull(fd, *reply, left_ms()));
   Bytes proof(wire::kClientProofSize);
-  GANGMIG_RETURN_IF_ERROR(
-      net::ReadFull(fd->get(), proof.data(), proof.size(), timeouts::kHandshakeMs));
+  GANGMIG_RETURN_IF_ERROR(net::ReadFull(fd, proof.data(), proof.size(), left_ms()));
   GANGMIG_RETURN_IF_ERROR(hs.OnClientProof(proof));
   *keys = hs.keys();
   *features = hs.agreed();
-  return std::move(fd).value();
+  return Status::Ok();
+}
+
+// Refusals are logged with the peer's address, at most one line per second (the others
+// are counted and reported with the next line), so a flood cannot fill the log.
+class RefusalLog {
+ public:
+  void Note(const std::string& peer, const std::string& why) {
+    std::lock_guard<std::mutex> lock(mu_);
+    int64_t now = MonotonicMicros();
+    if (now - last_us_ < 1000000) {
+      ++suppressed_;
+      return;
+    }
+    std::string more =
+        suppressed_ ? " (" + std::to_string(suppressed_) + " more refused since the last line)"
+                    : "";
+    fprintf(stderr, "gangmig receive: refused %s: %s%s\n", peer.c_str(), why.c_str(), more.c_str());
+    last_us_ = now;
+    suppressed_ = 0;
+  }
+
+ private:
+  std::mutex mu_;
+  int64_t last_us_ = -2000000;
+  uint64_t suppressed_ = 0;
+};
+
+// One accepted connection: its handshake, then (if the peer proved the key) its session,
+// on a thread of its own, so that neither a slow handshake nor a running session keeps
+// the receiver from serving anyone else.
+struct Connection {
+  std::thread thread;
+  std::string peer;
+  std::atomic<bool> done{false};
+  std::atomic<bool> authenticated{false};
+  Status status;  // written by the thread before `done`
+  // The socket while the handshake runs (-1 after), so that a receiver about to exit can
+  // cut a stranger's handshake short. Guarded by mu: the thread clears it before the
+  // socket can be closed, so a shutdown() never hits a reused descriptor.
+  std::mutex mu;
+  int handshake_fd = -1;
+
+  void Abandon() {
+    std::lock_guard<std::mutex> lock(mu);
+    if (handshake_fd >= 0) shutdown(handshake_fd, SHUT_RDWR);
+  }
+};
+
+void ServeConnection(Connection* c, net::Fd fd, const ReceiverOptions& o, RefusalLog* refusals) {
+  wire::SessionKeys keys;
+  uint16_t features = 0;
+  {
+    std::lock_guard<std::mutex> lock(c->mu);
+    c->handshake_fd = fd.get();
+  }
+  Status hs = Handshake(fd.get(), o, &keys, &features);
+  {
+    std::lock_guard<std::mutex> lock(c->mu);
+    c->handshake_fd = -1;
+  }
+  if (!hs.ok()) {
+    refusals->Note(c->peer, hs.message());
+    c->status = hs;
+    c->done = true;
+    return;
+  }
+  c->authenticated = true;
+  if (o.verbose)
+    fprintf(stderr, "gangmig receive: session from %s, features: %s\n", c->peer.c_str(),
+            wire::FeatureNames(features).c_str());
+  Session session(o, std::move(fd), keys, features);
+  c->status = session.Run();
+  if (!c->status.ok())
+    fprintf(stderr, "gangmig receive: session from %s failed: %s\n", c->peer.c_str(),
+            c->status.message().c_str());
+  c->done = true;
+}
+
+std::string PeerAddress(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "unknown peer";
+  char host[INET6_ADDRSTRLEN] = "?";
+  if (ss.ss_family == AF_INET)
+    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr, host, sizeof(host));
+  else if (ss.ss_family == AF_INET6)
+    inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr, host, sizeof(host));
+  else if (ss.ss_family == AF_UNIX)
+    return "local peer";
+  return host;
 }
 
 }  // namespace
 
+// The accept loop never blocks on a peer: each connection gets its own thread for the
+// handshake (one deadline for all of it) and then its session. Unauthenticated
+// connections are capped in all (kMaxPendingHandshakes) and per address
+// (kMaxPendingPerAddress), and refused beyond that, so idle or slow strangers cannot
+// delay a real sender for longer than its retry, and several senders (two source hosts
+// evacuating to one destination) are served at once.
 Status RunReceiver(const ReceiverOptions& options) {
   auto addr = net::ParseAddress(options.listen);
   if (!addr.ok()) return addr.status();
@@ -567,22 +665,47 @@ Status RunReceiver(const ReceiverOptions& options) {
     fprintf(stderr, "gangmig receive: listening on %s (port %u)\n", options.listen.c_str(),
             port.ok() ? unsigned(*port) : 0u);
   }
+  RefusalLog refusals;
+  std::list<Connection> conns;
   for (;;) {
-    wire::SessionKeys keys;
-    uint16_t features = 0;
-    auto fd = AcceptSession(listener->get(), options, &keys, &features);
-    if (!fd.ok()) {
-      fprintf(stderr, "gangmig receive: refused a peer: %s\n", fd.status().message().c_str());
-      continue;
+    // Reap finished connections; with --once, the first session that ends ends us.
+    for (auto it = conns.begin(); it != conns.end();) {
+      if (!it->done) {
+        ++it;
+        continue;
+      }
+      it->thread.join();
+      if (options.once && it->authenticated) {
+        Status st = it->status;
+        for (auto& c : conns) {
+          if (!c.authenticated) c.Abandon();         // strangers' handshakes end now
+          if (c.thread.joinable()) c.thread.join();  // other sessions finish first
+        }
+        return st;
+      }
+      it = conns.erase(it);
     }
-    if (!fd->valid()) continue;
-    if (options.verbose)
-      fprintf(stderr, "gangmig receive: session features: %s\n",
-              wire::FeatureNames(features).c_str());
-    Session session(options, std::move(fd).value(), keys, features);
-    Status st = session.Run();
-    if (!st.ok()) fprintf(stderr, "gangmig receive: session failed: %s\n", st.message().c_str());
-    if (options.once) return st;
+    pollfd p{listener->get(), POLLIN, 0};
+    if (poll(&p, 1, 100) <= 0) continue;
+    auto fd = net::Accept(listener->get());
+    if (!fd.ok() || !fd->valid()) continue;
+    std::string peer = PeerAddress(fd->get());
+    size_t pending = 0, from_peer = 0;
+    for (const auto& c : conns) {
+      if (c.authenticated) continue;
+      ++pending;
+      if (c.peer == peer) ++from_peer;
+    }
+    if (pending >= kMaxPendingHandshakes || from_peer >= kMaxPendingPerAddress) {
+      refusals.Note(peer, pending >= kMaxPendingHandshakes
+                              ? "too many handshakes in progress"
+                              : "too many handshakes in progress from this address");
+      continue;  // fd closes here
+    }
+    Connection& c = conns.emplace_back();
+    c.peer = peer;
+    c.thread =
+        std::thread(ServeConnection, &c, std::move(fd).value(), std::cref(options), &refusals);
   }
 }
 

@@ -25,9 +25,14 @@ struct ReceiverOptions {
   int threads = OrderedWork::DefaultThreads();
 };
 
-// Serves sessions until an error (or, with `once`, after one session). With `once`, the
-// session's error is returned; otherwise session errors are logged and the next session
-// is awaited.
+// Connections that have not yet proven the key, at most: in all, and from one address.
+// Beyond these, new connections are closed at once (senders retry).
+inline constexpr size_t kMaxPendingHandshakes = 64;
+inline constexpr size_t kMaxPendingPerAddress = 8;
+
+// Serves sessions, several at once, each on its own thread, until an error (or, with
+// `once`, until the first authenticated session ends; its error is returned). Without
+// `once`, session errors are logged and serving goes on.
 Status RunReceiver(const ReceiverOptions& options);
 
 }  // namespace gangmig::migrate

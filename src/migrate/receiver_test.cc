@@ -4,7 +4,9 @@
 // sender, and the destination's connection closed.
 #include "migrate/receiver.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -364,6 +366,80 @@ TEST_F(ReceiverWithoutEncodings, RefusesDeltaItDidNotAgreeTo) {
   wire::AppendDelta(&f, 0, 0, 0, ByteView(delta, sizeof(delta)));
   ASSERT_TRUE(sender_.Send(f).ok());
   EXPECT_EQ(ReceiverError(), "sender sent a DELTA frame, but delta was not negotiated");
+}
+
+}  // namespace
+}  // namespace gangmig::migrate
+
+namespace gangmig::migrate {
+namespace {
+
+// A TCP connection to 127.0.0.1:port from another loopback address (another "host").
+net::Fd ConnectFrom(const char* source, uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in src{};
+  src.sin_family = AF_INET;
+  inet_pton(AF_INET, source, &src.sin_addr);
+  sockaddr_in dst{};
+  dst.sin_family = AF_INET;
+  dst.sin_port = htons(port);
+  inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof(src)) != 0 ||
+      connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof(dst)) != 0) {
+    close(fd);
+    return net::Fd();
+  }
+  return net::Fd(fd);
+}
+
+// Strangers that connect and say nothing (or half a hello) must not delay a real
+// sender: handshakes run side by side, each stranger address holds at most 8 slots. The
+// sender's reads time out after 2 s; with handshakes served one at a time (10 s each),
+// it would fail.
+TEST(ReceiverHandshakes, IdleStrangersDoNotDelayARealSender) {
+  auto l = net::Listen(*net::ParseAddress("127.0.0.1:0"));
+  uint16_t port = *net::LocalPort(l->get());
+  l->Reset();
+  ReceiverOptions o;
+  o.listen = "127.0.0.1:" + std::to_string(port);
+  o.key = kKey;
+  o.once = true;
+  o.verbose = false;
+  auto result = std::async(std::launch::async, [o] { return RunReceiver(o); });
+  std::vector<net::Fd> strangers;
+  for (int i = 0; i < 200 && strangers.empty(); ++i) {
+    net::Fd f = ConnectFrom("127.0.0.2", port);
+    if (f.valid())
+      strangers.push_back(std::move(f));
+    else
+      usleep(20000);
+  }
+  ASSERT_FALSE(strangers.empty());
+  for (int i = 0; i < 30; ++i) strangers.push_back(ConnectFrom("127.0.0.3", port));
+  net::Fd half = ConnectFrom("127.0.0.4", port);
+  ASSERT_TRUE(half.valid());
+  wire::ClientHandshake other(kKey, wire::kFeaturesKnown);
+  Bytes partial = other.Hello();
+  partial.resize(39);
+  ASSERT_TRUE(net::WriteFull(half.get(), partial, 1000).ok());
+
+  FakeSender sender;
+  Status st = sender.Connect(port);
+  ASSERT_TRUE(st.ok()) << st.message();
+  Bytes frames;
+  wire::AppendGoodbye(&frames);
+  ASSERT_TRUE(sender.Send(frames).ok());
+  Status done = result.get();  // also: the strangers do not keep a --once receiver alive
+  EXPECT_TRUE(done.ok()) << done.message();
+  // Every stranger's connection is closed: beyond 8 per address at once, the others
+  // when the --once receiver ended.
+  int closed = 0;
+  for (auto& f : strangers) {
+    char b;
+    pollfd p{f.get(), POLLIN, 0};
+    if (f.valid() && poll(&p, 1, 0) == 1 && read(f.get(), &b, 1) == 0) ++closed;
+  }
+  EXPECT_EQ(closed, int(strangers.size()));
 }
 
 }  // namespace

@@ -204,29 +204,41 @@ Status Sender::Connect() {
   auto left_ms = [deadline] {
     return int(std::max<int64_t>(1, (deadline - MonotonicMicros()) / 1000));
   };
-  auto fd = net::Connect(*addr, left_ms());
-  while (!fd.ok() && MonotonicMicros() + 100000 < deadline) {
-    usleep(100000);
-    fd = net::Connect(*addr, left_ms());
+  // A busy receiver (too many handshakes in progress: idle strangers, say) closes new
+  // connections at once: retry the handshake too, within the same deadline. Only an
+  // answer that fails the checks (wrong key, version) is final.
+  std::unique_ptr<wire::ClientHandshake> hs;
+  Result<Bytes> proof = Status::Error("no handshake");
+  for (;;) {
+    auto fd = net::Connect(*addr, left_ms());
+    Status st = fd.status();
+    if (fd.ok()) {
+      net_ = std::move(fd).value();
+      // Keep little unsent data in the kernel: our own bounded queue (max_buffer) is
+      // then what stands between QEMU and the link, and QEMU's bandwidth estimate stays
+      // honest.
+      int lowat = 128 * 1024;
+      setsockopt(net_.get(), IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
+      hs = std::make_unique<wire::ClientHandshake>(opt_.key, opt_.features);
+      st = net::WriteFull(net_.get(), hs->Hello(), left_ms());
+      Bytes server_hello(wire::kServerHelloSize);
+      if (st.ok())
+        st = net::ReadFull(net_.get(), server_hello.data(), server_hello.size(), left_ms());
+      if (st.ok()) {
+        proof = hs->OnServerHello(server_hello);
+        if (!proof.ok()) return proof.status().WithContext("receiver " + opt_.receiver);
+        break;
+      }
+      st = st.WithContext("handshake");
+    }
+    if (MonotonicMicros() + 200000 >= deadline) return st.WithContext("receiver " + opt_.receiver);
+    usleep(200000);
   }
-  if (!fd.ok()) return fd.status().WithContext("receiver");
-  net_ = std::move(fd).value();
-  // Keep little unsent data in the kernel: our own bounded queue (max_buffer) is then
-  // what stands between QEMU and the link, and QEMU's bandwidth estimate stays honest.
-  int lowat = 128 * 1024;
-  setsockopt(net_.get(), IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
-  wire::ClientHandshake hs(opt_.key, opt_.features);
-  GANGMIG_RETURN_IF_ERROR(net::WriteFull(net_.get(), hs.Hello(), timeouts::kHandshakeMs));
-  Bytes server_hello(wire::kServerHelloSize);
-  Status st =
-      net::ReadFull(net_.get(), server_hello.data(), server_hello.size(), timeouts::kHandshakeMs);
-  if (!st.ok()) return st.WithContext("receiver " + opt_.receiver + ": handshake");
-  auto proof = hs.OnServerHello(server_hello);
-  if (!proof.ok()) return proof.status().WithContext("receiver " + opt_.receiver);
-  GANGMIG_RETURN_IF_ERROR(net::WriteFull(net_.get(), *proof, timeouts::kHandshakeMs));
-  sealer_ = std::make_unique<wire::RecordSealer>(hs.keys().c2s);
-  opener_ = std::make_unique<wire::RecordOpener>(hs.keys().s2c);
-  features_ = hs.agreed();
+  GANGMIG_RETURN_IF_ERROR(net::WriteFull(net_.get(), *proof, left_ms()));
+  const wire::ClientHandshake& handshake = *hs;
+  sealer_ = std::make_unique<wire::RecordSealer>(handshake.keys().c2s);
+  opener_ = std::make_unique<wire::RecordOpener>(handshake.keys().s2c);
+  features_ = handshake.agreed();
   int threads = opt_.threads >= 0 ? opt_.threads : OrderedWork::DefaultThreads();
   seal_ = std::make_unique<SealPipeline>(
       sealer_.get(), (features_ & wire::kFeatureZstd) ? &compressor_ : nullptr, threads, &net_out_);

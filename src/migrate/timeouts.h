@@ -4,10 +4,11 @@
 
 namespace gangmig::migrate::timeouts {
 
-// Sender: keep retrying to reach a receiver that is still starting for this long in all
-// (each attempt is bounded by what is left).
-inline constexpr int kReceiverConnectMs = 10000;
-// Either end: each handshake message must arrive within this.
+// Sender: keep retrying to reach and shake hands with a receiver that is still starting,
+// or busy refusing strangers, for this long in all (each attempt bounded by what is left;
+// longer than kHandshakeMs, so slots held by idle strangers free up within it).
+inline constexpr int kReceiverConnectMs = 30000;
+// Receiver: a connection must complete the whole handshake within this.
 inline constexpr int kHandshakeMs = 10000;
 // Sender: the receiver must confirm every destination (VM_OPEN -> ready) within this.
 inline constexpr int kDestinationsReadyMs = 60000;
