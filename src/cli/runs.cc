@@ -107,12 +107,16 @@ std::string IsolateNetworkImpl(int link_mbit) {
   return "private network namespace, " + shaped;
 }
 
-pid_t StartReceiver(const std::string& key_file, int port, const std::string& log) {
+// `threads` < 0: the receiver's default.
+pid_t StartReceiver(const std::string& key_file, int port, const std::string& log, int threads) {
+  std::string listen = "127.0.0.1:" + std::to_string(port), n = std::to_string(threads);
   pid_t pid = fork();
   if (pid == 0) {
     FILE* f = freopen(log.c_str(), "w", stderr);
     (void)f;
-    std::string listen = "127.0.0.1:" + std::to_string(port);
+    if (threads >= 0)
+      execl("/proc/self/exe", "gangmig", "receive", "--listen", listen.c_str(), "--key-file",
+            key_file.c_str(), "--once", "--threads", n.c_str(), (char*)nullptr);
     execl("/proc/self/exe", "gangmig", "receive", "--listen", listen.c_str(), "--key-file",
           key_file.c_str(), "--once", (char*)nullptr);
     _exit(127);
@@ -179,7 +183,7 @@ Run RunOnce(Mode mode, testbed::ScenarioConfig c, const std::string& key_file,
   pid_t receiver = -1;
   if (gang) {
     int port = c.first_port - 1;
-    receiver = StartReceiver(key_file, port, c.workdir + "/receiver.log");
+    receiver = StartReceiver(key_file, port, c.workdir + "/receiver.log", tuning.threads);
     opt.receiver = "127.0.0.1:" + std::to_string(port);
     std::ifstream k(key_file);
     std::string key;
