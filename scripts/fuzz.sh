@@ -8,7 +8,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-60}
-command -v clang++ >/dev/null || { apt-get update -qq && apt-get install -y -qq clang; }
+# clang and libFuzzer's runtime (Debian: clang, libclang-rt-dev; clang alone lacks it).
+if ! command -v clang++ >/dev/null ||
+   ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang libclang-rt-dev
+fi
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
       -DGANGMIG_FUZZ=ON -DGANGMIG_ASAN=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 targets=$(cd fuzz && ls *_fuzz.cc | sed 's/\.cc$//')
