@@ -34,7 +34,6 @@ class SealPipeline : public wire::BodySink {
   // Body bytes handed over and not yet on the output queue.
   size_t pending_bytes() const { return pending_bytes_; }
   size_t pending_bodies() const { return work_.queued(); }
-  int threads() const { return work_.threads(); }
   // Polls readable when a body finished compressing; Collect() rearms it.
   int wake_fd() const { return work_.wake_fd(); }
 
