@@ -1,0 +1,536 @@
+// One session of the receiver: one data thread (a poll loop), a pool of decompression workers,
+// and one QMP monitor thread per destination VM that has a dest-qmp socket:
+//
+//   network -> RecordOpener (authenticity) -> [pool: zstd] -> FrameReader (structure) ->
+//   semantic checks (vm opened, channel exists, page id already sent) -> per-(vm, channel)
+//   queue -> the destination QEMU's socket. Return-path bytes flow the other way as
+//   RP_DATA frames.
+//
+// Decompression is the costly step, so every verified body goes through an OrderedWork
+// pool: a body that is one ZFRAMES frame (what the sender's compressor makes) is inflated
+// by a worker (DestCore::Inflate); any other body only keeps its place. The data thread
+// takes bodies back in arrival order and hands them to the destination core, so the core
+// sees exactly the frames, in exactly the order, it would see without the pool, and
+// gives the same errors. The pool holds at most 2 * threads + 2 bodies: while it is full,
+// verified bodies wait in the opener and the link is not read, so a fast sender cannot
+// grow the receiver's memory. When the session ends (the sender's connection or a record
+// failed), every body received before is handled first, in order.
+//
+// Page contents live in a PageStore for the whole session: a REF may name any page sent
+// before. The link is read only while every destination queue is under max_buffer, so a
+// slow destination slows the sender (and through it QEMU) instead of growing memory.
+//
+// A destination is "loaded" when it closes its side of the main channel after we gave it
+// the whole stream; its QMP (if given) then tells whether the load succeeded and when it
+// resumed. If the session breaks, every destination connection that has not delivered a
+// complete stream is closed: QEMU then fails the incoming migration and never runs with
+// partial memory.
+#include "migrate/receive_session.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/ordered_work.h"
+#include "core/dest_core.h"
+#include "encode/zstd_codec.h"
+#include "migrate/stream_tee.h"
+#include "migrate/timeouts.h"
+#include "migrate/vm_monitor.h"
+#include "wire/control.h"
+#include "wire/frame.h"
+#include "wire/record.h"
+
+namespace gangmig::migrate {
+namespace {
+
+using nlohmann::json;
+
+struct DestChannel {
+  net::Fd fd;
+  net::OutQueue out;
+  bool eof_pending = false;  // sender: source closed; shut our write side once drained
+  bool write_shut = false;
+  bool read_closed = false;
+  uint64_t written = 0;  // bytes handed to the destination's socket
+};
+
+// How far a destination has taken its main stream is reported back (VM_EVENT
+// "progress") every this many bytes, so the sender can bound what is in flight.
+constexpr uint64_t kProgressEvery = 64 * 1024;
+
+struct DestVm {
+  std::string name, dest, dest_qmp;
+  std::vector<DestChannel> channels;
+  std::unique_ptr<VmMonitor> monitor;
+  bool failed = false;
+  bool loaded = false;    // main channel closed by QEMU after the full stream
+  bool reported = false;  // "done"/"failed" event sent
+  int64_t loaded_us = 0;
+  int64_t loaded_mono_us = 0;
+  int64_t eof_frame_us = 0;    // the sender said the main stream ended
+  int64_t delivered_us = 0;    // the whole main stream was written to the destination
+  uint64_t progress_sent = 0;  // main-stream bytes last reported in a "progress" event
+  uint64_t bytes_out = 0;
+};
+
+// One verified record body on its way through the pool. With `inflate`, the body is
+// exactly one ZFRAMES frame, `zframes`, and Run() decompresses it into `frames`.
+struct BodyTask : OrderedWork::Task {
+  Bytes body;
+  bool inflate = false;
+  wire::Frame zframes;  // its payload points into `body`
+  Bytes frames;
+  Status inflated;
+
+  void Run() override {
+    // One decompressor per thread that runs tasks (each worker; the data thread when
+    // there are none), made once and reused for the thread's lifetime.
+    thread_local encode::ZstdDecompressor zstd(wire::kMaxRecordBody);
+    inflated = core::DestCore::Inflate(zframes, &zstd, &frames);
+  }
+};
+
+// True when `body` holds exactly one frame, a ZFRAMES frame, returned in *f.
+bool IsOneZFrames(ByteView body, wire::Frame* f) {
+  wire::FrameReader reader(body);
+  auto first = reader.Next(f);
+  return first.ok() && *first && f->type == wire::FrameType::kZFrames &&
+         reader.offset() == body.size();
+}
+
+class Session : public core::DestCore::Output {
+ public:
+  Session(const ReceiverOptions& o, net::Fd fd, const wire::SessionKeys& keys, uint16_t features)
+      : opt_(o),
+        net_(std::move(fd)),
+        sealer_(keys.s2c),
+        opener_(keys.c2s),
+        writer_(&sealer_),
+        core_(features),
+        work_(o.threads),
+        max_queued_(2 * size_t(o.threads) + 2) {}
+  Status Run();
+
+ private:
+  Status Step();
+  Status OnNetReadable();
+  Status Pump();
+  Status HandleAll(Status end);
+  Result<bool> TakeBody();
+  Status HandleDone(bool wait);
+  Status Handle(const BodyTask& t);
+  Status OnStreamBytes(const wire::Frame& f, ByteView bytes) override;
+  Status OnControl(const wire::Frame& f) override;
+  Status OpenVm(uint16_t id, ByteView json_bytes);
+  Status OpenChannel(DestVm& vm, uint16_t id, uint8_t ch);
+  Status Deliver(DestVm& vm, uint16_t id, uint8_t ch, ByteView bytes);
+  void WriteDest(DestVm& vm, uint16_t id, uint8_t ch);
+  void ReadDest(DestVm& vm, uint16_t id, uint8_t ch);
+  void CheckLoaded(DestVm& vm, uint16_t id);
+  void ReportProgress(DestVm& vm, uint16_t id);
+  void FailVm(DestVm& vm, uint16_t id, const std::string& why);
+  void Event(uint16_t id, const json& ev);
+  Status Send();
+  void Log(const std::string& s) {
+    if (opt_.verbose) fprintf(stderr, "gangmig receive: %s\n", s.c_str());
+  }
+
+  const ReceiverOptions& opt_;
+  net::Fd net_;
+  wire::RecordSealer sealer_;
+  wire::RecordOpener opener_;
+  wire::RecordWriter writer_;
+  net::OutQueue net_out_;
+  std::vector<std::unique_ptr<DestVm>> vms_;
+  core::DestCore core_;
+  OrderedWork work_;   // bodies between the opener and the core, in arrival order
+  size_t max_queued_;  // bodies the pool may hold before the link is left unread
+  std::vector<std::unique_ptr<BodyTask>> spare_;  // handled tasks, their buffers reused
+};
+
+void Session::Event(uint16_t id, const json& ev) {
+  wire::AppendVmEvent(writer_.frames(), id, ev.dump());
+}
+
+void Session::FailVm(DestVm& vm, uint16_t id, const std::string& why) {
+  if (vm.failed) return;
+  vm.failed = true;
+  for (auto& c : vm.channels) c.fd.Reset();  // an incomplete stream: QEMU refuses to run it
+  if (!vm.reported) Event(id, {{"event", "failed"}, {"error", why}});
+  vm.reported = true;
+  Log("vm " + vm.name + ": failed: " + why);
+}
+
+Status Session::OpenVm(uint16_t id, ByteView json_bytes) {
+  if (id != vms_.size())
+    return Status::Error("VM_OPEN for vm id " + std::to_string(id) + " out of order (expected " +
+                         std::to_string(vms_.size()) + ")");
+  auto open = wire::ParseVmOpen(json_bytes);
+  if (!open.ok()) return open.status().WithContext("vm id " + std::to_string(id));
+  auto vm = std::make_unique<DestVm>();
+  vm->name = open->name;
+  vm->dest = open->dest;
+  vm->dest_qmp = open->dest_qmp;
+  vms_.push_back(std::move(vm));
+  DestVm& v = *vms_.back();
+  if (!v.dest_qmp.empty()) {
+    auto client = qmp::Client::Connect(v.dest_qmp, timeouts::kQmpMs);
+    if (!client.ok()) {
+      FailVm(v, id, "destination QMP: " + client.status().message());
+      return Status::Ok();
+    }
+    v.monitor = std::make_unique<VmMonitor>(std::move(client).value(), 100);
+    v.monitor->EnableMigrationEvents();
+  }
+  Status st = OpenChannel(v, id, 0);
+  if (!st.ok()) {
+    FailVm(v, id, st.message());
+    return Status::Ok();
+  }
+  Event(id, {{"event", "ready"}});
+  Log("vm " + v.name + ": connected to destination " + v.dest);
+  return Status::Ok();
+}
+
+Status Session::OpenChannel(DestVm& vm, uint16_t id, uint8_t ch) {
+  if (ch != vm.channels.size())
+    return Status::Error("CHANNEL_OPEN for channel " + std::to_string(ch) + " of vm " + vm.name +
+                         " out of order");
+  auto addr = net::ParseAddress(vm.dest);
+  if (!addr.ok()) return addr.status();
+  auto fd = net::Connect(*addr, timeouts::kDestinationConnectMs);
+  if (!fd.ok()) return fd.status().WithContext("destination QEMU");
+  DestChannel c;
+  c.fd = std::move(fd).value();
+  // A deeper socket buffer towards QEMU means fewer, larger writes and wake-ups; the
+  // queue in front of it stays bounded by max_buffer.
+  int sndbuf = 1 << 20;
+  setsockopt(c.fd.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+  vm.channels.push_back(std::move(c));
+  return Status::Ok();
+}
+
+Status Session::Deliver(DestVm& vm, uint16_t id, uint8_t ch, ByteView bytes) {
+  if (vm.failed) return Status::Ok();  // the sender learns of it from our event
+  if (ch >= vm.channels.size())
+    return Status::Error("frame for channel " + std::to_string(ch) + " of vm " + vm.name +
+                         " that was never opened");
+  DestChannel& c = vm.channels[ch];
+  if (c.eof_pending)
+    return Status::Error("data for vm " + vm.name + " channel " + std::to_string(ch) +
+                         " after its end");
+  c.out.Append(bytes);
+  vm.bytes_out += bytes.size();
+  TeeStream("receiver", id, ch, bytes);
+  return Status::Ok();
+}
+
+Status Session::OnStreamBytes(const wire::Frame& f, ByteView bytes) {
+  if (f.vm >= vms_.size())
+    return Status::Error("frame for vm id " + std::to_string(f.vm) + " that was never opened");
+  return Deliver(*vms_[f.vm], f.vm, f.channel, bytes);
+}
+
+Status Session::OnControl(const wire::Frame& f) {
+  using wire::FrameType;
+  switch (f.type) {
+    case FrameType::kVmOpen:
+      return OpenVm(f.vm, f.payload);
+    case FrameType::kAbort:
+      return Status::Error("sender aborted: " + std::string(AsChars(f.payload)));
+    case FrameType::kGoodbye:
+      return Status::Ok();
+    default:
+      break;
+  }
+  if (f.vm >= vms_.size())
+    return Status::Error("frame for vm id " + std::to_string(f.vm) + " that was never opened");
+  DestVm& vm = *vms_[f.vm];
+  switch (f.type) {
+    case FrameType::kChannelOpen: {
+      if (vm.failed) return Status::Ok();
+      Status st = OpenChannel(vm, f.vm, f.channel);
+      if (!st.ok()) FailVm(vm, f.vm, st.message());
+      return Status::Ok();
+    }
+    case FrameType::kChannelEof:
+      if (vm.failed) return Status::Ok();
+      if (f.channel >= vm.channels.size())
+        return Status::Error("CHANNEL_EOF for unknown channel " + std::to_string(f.channel) +
+                             " of vm " + vm.name);
+      vm.channels[f.channel].eof_pending = true;
+      if (f.channel == 0) vm.eof_frame_us = WallMicros();
+      return Status::Ok();
+    default:
+      return Status::Error("unexpected frame type " + std::to_string(int(f.type)) +
+                           " from the sender");
+  }
+}
+
+Status Session::OnNetReadable() {
+  static thread_local Bytes buf(256 * 1024);
+  ssize_t n = read(net_.get(), buf.data(), buf.size());
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return Status::Ok();
+  if (n <= 0) return HandleAll(Status::Error("connection to the sender lost"));
+  opener_.Feed(ByteView(buf.data(), size_t(n)));
+  return Pump();
+}
+
+// Handles the bodies the pool has finished, and moves verified bodies from the opener
+// into the pool while it has room.
+Status Session::Pump() {
+  for (;;) {
+    GANGMIG_RETURN_IF_ERROR(HandleDone(/*wait=*/false));
+    if (work_.queued() >= max_queued_) return Status::Ok();
+    auto more = TakeBody();
+    if (!more.ok()) return HandleAll(more.status());  // the bodies before the bad record
+    if (!*more) return Status::Ok();
+  }
+}
+
+// Handles every body received so far, in order, waiting for the pool, then returns
+// `end`. An error of one of those bodies, or of the record layer, comes first.
+Status Session::HandleAll(Status end) {
+  for (;;) {
+    GANGMIG_RETURN_IF_ERROR(HandleDone(/*wait=*/true));
+    auto more = TakeBody();  // a record-layer error is final: it repeats here
+    if (!more.ok()) return more.status();
+    if (!*more) return end;
+  }
+}
+
+// Submits the opener's next verified body to the pool: to be inflated when it is one
+// ZFRAMES frame the core accepts (zstd agreed: that check comes before any zstd), else
+// only to keep its place. false: no whole record is buffered.
+Result<bool> Session::TakeBody() {
+  std::unique_ptr<BodyTask> t;
+  if (spare_.empty()) {
+    t = std::make_unique<BodyTask>();
+  } else {
+    t = std::move(spare_.back());
+    spare_.pop_back();
+  }
+  auto more = opener_.Next(&t->body);
+  if (!more.ok() || !*more) {
+    spare_.push_back(std::move(t));
+    if (!more.ok()) return more.status().WithContext("from sender");
+    return false;
+  }
+  t->inflate = core_.zstd() && IsOneZFrames(t->body, &t->zframes);
+  bool run = t->inflate;
+  work_.Submit(std::move(t), run);
+  return true;
+}
+
+// Hands the finished bodies at the front of the pool to the core, oldest first. `wait`:
+// every queued body, waiting for the workers.
+Status Session::HandleDone(bool wait) {
+  while (std::unique_ptr<OrderedWork::Task> done = work_.PopDone(wait)) {
+    std::unique_ptr<BodyTask> t(static_cast<BodyTask*>(done.release()));
+    Status st = Handle(*t);
+    spare_.push_back(std::move(t));
+    GANGMIG_RETURN_IF_ERROR(st);
+  }
+  return Status::Ok();
+}
+
+Status Session::Handle(const BodyTask& t) {
+  if (t.inflate) return core_.OnInflated(t.zframes, t.inflated, t.frames, this);
+  return wire::ForEachFrameIn(t.body, "from sender",
+                              [this](const wire::Frame& f) { return core_.OnFrame(f, this); });
+}
+
+void Session::WriteDest(DestVm& vm, uint16_t id, uint8_t ch) {
+  DestChannel& c = vm.channels[ch];
+  if (!c.out.empty()) {
+    auto w = c.out.WriteTo(c.fd.get());
+    if (!w.ok()) {
+      FailVm(vm, id,
+             "writing to the destination QEMU: " + w.status().message() +
+                 " (did it reject the stream? see its log)");
+      return;
+    }
+    c.written += *w;
+  }
+  if (c.out.empty() && c.eof_pending && !c.write_shut) {
+    shutdown(c.fd.get(), SHUT_WR);
+    c.write_shut = true;
+    if (ch == 0) vm.delivered_us = WallMicros();
+  }
+}
+
+void Session::ReadDest(DestVm& vm, uint16_t id, uint8_t ch) {
+  DestChannel& c = vm.channels[ch];
+  uint8_t buf[64 * 1024];
+  ssize_t n = read(c.fd.get(), buf, sizeof(buf));
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  if (n > 0) {
+    wire::AppendRpData(writer_.frames(), id, ch, ByteView(buf, size_t(n)));
+    return;
+  }
+  c.read_closed = true;
+  wire::AppendRpEof(writer_.frames(), id, ch);
+  if (ch != 0) return;
+  // QEMU closes the main channel when it has loaded the stream. With a return path it
+  // does so before the source closes its side (the source waits for our relayed SHUT),
+  // so an empty queue is the sign of a complete load; QMP, if given, confirms it.
+  if (!c.out.empty()) {
+    FailVm(vm, id,
+           "the destination QEMU closed the migration connection before the stream "
+           "ended (it rejected the stream or exited; see its log)");
+    return;
+  }
+  vm.loaded = true;
+  vm.loaded_us = WallMicros();
+  vm.loaded_mono_us = MonotonicMicros();
+}
+
+// Tells the sender how much of the main stream the destination has been given, so that
+// it reads its source only as fast as the destination takes the stream in.
+void Session::ReportProgress(DestVm& vm, uint16_t id) {
+  if (vm.failed || vm.channels.empty()) return;
+  uint64_t written = vm.channels[0].written;
+  if (written - vm.progress_sent < kProgressEvery &&
+      !(written > vm.progress_sent && vm.channels[0].out.empty()))
+    return;
+  vm.progress_sent = written;
+  Event(id, {{"event", "progress"}, {"delivered", written}});
+}
+
+// After the main channel closed: asks the destination's QMP (if any) how the load went.
+void Session::CheckLoaded(DestVm& vm, uint16_t id) {
+  if (!vm.loaded || vm.reported || vm.failed) return;
+  json ev = {{"event", "done"},
+             {"loaded_us", vm.loaded_us},
+             {"bytes", vm.bytes_out},
+             {"eof_frame_us", vm.eof_frame_us},
+             {"delivered_us", vm.delivered_us}};
+  if (vm.monitor) {
+    VmSnapshot s = vm.monitor->Snapshot();
+    bool timeout = MonotonicMicros() - vm.loaded_mono_us > timeouts::kLoadSettleMs * 1000LL;
+    if (s.qmp_lost) {
+      FailVm(vm, id, "destination QEMU went away after the stream (" + s.qmp_error + ")");
+      return;
+    }
+    if (s.migration_status == "failed") {
+      FailVm(vm, id, "destination QEMU failed to load the stream");
+      return;
+    }
+    bool settled = s.migration_status == "completed" &&
+                   (s.run_status == "running" || s.run_status == "paused");
+    if (!settled && !timeout) return;
+    if (s.completed_us) ev["loaded_us"] = s.completed_us;  // QEMU's own timestamp
+    if (s.run_status == "running") ev["resume_us"] = s.resume_us;
+    ev["dest_status"] = s.run_status;
+    ev["dest_migration"] = s.migration_status;
+  }
+  Event(id, ev);
+  vm.reported = true;
+  Log("vm " + vm.name + ": destination loaded " + std::to_string(vm.bytes_out) + " bytes");
+}
+
+Status Session::Send() {
+  Bytes sealed;
+  writer_.Flush(&sealed);
+  net_out_.AppendOwned(std::move(sealed));
+  auto w = net_out_.WriteTo(net_.get());
+  if (!w.ok()) return Status::Error("connection to the sender lost: " + w.status().message());
+  return Status::Ok();
+}
+
+Status Session::Step() {
+  std::vector<pollfd> fds;
+  std::vector<std::pair<int, int>> slots;
+  bool room = true;
+  for (auto& vm : vms_)
+    for (auto& c : vm->channels) room = room && c.out.size() < opt_.max_buffer;
+  room = room && work_.queued() < max_queued_;
+  fds.push_back({net_.get(), short((room ? POLLIN : 0) | (net_out_.empty() ? 0 : POLLOUT)), 0});
+  slots.push_back({-1, -1});
+  if (work_.threads() > 0 && work_.queued() > 0) {
+    fds.push_back({work_.wake_fd(), POLLIN, 0});
+    slots.push_back({-2, -2});
+  }
+  for (size_t i = 0; i < vms_.size(); ++i) {
+    DestVm& vm = *vms_[i];
+    if (vm.failed) continue;
+    for (size_t ch = 0; ch < vm.channels.size(); ++ch) {
+      DestChannel& c = vm.channels[ch];
+      short ev = c.read_closed ? 0 : POLLIN;
+      if (!c.out.empty() || (c.eof_pending && !c.write_shut)) ev |= POLLOUT;
+      if (!ev) continue;
+      fds.push_back({c.fd.get(), ev, 0});
+      slots.push_back({int(i), int(ch)});
+    }
+  }
+  int rc = poll(fds.data(), fds.size(), 20);
+  if (rc < 0 && errno != EINTR) return Status::Error("poll failed");
+  for (size_t k = 0; rc > 0 && k < fds.size(); ++k) {
+    short re = fds[k].revents;
+    if (!re) continue;
+    if (slots[k].first == -2) {
+      work_.Rearm();  // before Pump below takes the finished bodies
+      continue;
+    }
+    if (slots[k].first < 0) {
+      if (re & (POLLIN | POLLHUP | POLLERR)) GANGMIG_RETURN_IF_ERROR(OnNetReadable());
+      continue;
+    }
+    uint16_t id = uint16_t(slots[k].first);
+    DestVm& vm = *vms_[id];
+    uint8_t ch = uint8_t(slots[k].second);
+    if (vm.failed) continue;
+    if (re & POLLOUT) WriteDest(vm, id, ch);
+    if (!vm.failed && (re & (POLLIN | POLLHUP | POLLERR))) ReadDest(vm, id, ch);
+  }
+  GANGMIG_RETURN_IF_ERROR(Pump());
+  for (size_t i = 0; i < vms_.size(); ++i) {
+    CheckLoaded(*vms_[i], uint16_t(i));
+    ReportProgress(*vms_[i], uint16_t(i));
+  }
+  return Send();
+}
+
+Status Session::Run() {
+  Log("session started (" + std::to_string(work_.threads()) + " decompression threads)");
+  for (;;) {
+    Status st = Step();
+    if (!st.ok()) {
+      for (size_t i = 0; i < vms_.size(); ++i) {
+        DestVm& vm = *vms_[i];
+        if (!vm.reported && !vm.failed) FailVm(vm, uint16_t(i), st.message());
+      }
+      wire::AppendAbort(writer_.frames(), st.message());
+      (void)Send();
+      return st;
+    }
+    bool all = core_.goodbye() && work_.queued() == 0;
+    for (auto& vm : vms_) all = all && (vm->reported || vm->failed);
+    if (all && net_out_.empty()) {
+      const core::DestStats& d = core_.stats();
+      Log("session finished: " + std::to_string(vms_.size()) + " VMs, " +
+          std::to_string(core_.pages()) + " distinct pages received (" + std::to_string(d.pages) +
+          " whole, " + std::to_string(d.deltas) + " as deltas; " + std::to_string(d.zframes) +
+          " compressed bodies, " + std::to_string(d.zframes_bytes >> 10) + " KiB -> " +
+          std::to_string(d.zframes_raw >> 10) + " KiB)");
+      return Status::Ok();
+    }
+  }
+}
+
+}  // namespace
+
+Status RunReceiveSession(const ReceiverOptions& options, net::Fd fd, const wire::SessionKeys& keys,
+                         uint16_t features) {
+  Session session(options, std::move(fd), keys, features);
+  return session.Run();
+}
+
+}  // namespace gangmig::migrate
