@@ -26,7 +26,7 @@ mkdir -p build-fuzz/crashes
 seed() { mkdir -p "build-fuzz/corpus/$1"; }
 for t in $targets; do seed "$t"; done
 find build-fuzz/testdata/captures -name '*.bin' -size -2M -exec cp {} build-fuzz/corpus/stream_parser_fuzz/ \;
-printf '{"name":"web-1","dest":"unix:/run/x.sock","dest_qmp":"/run/q"}' >build-fuzz/corpus/control_fuzz/open
+printf '{"name":"web-1"}' >build-fuzz/corpus/control_fuzz/open
 printf '{"event":"done","loaded_us":1,"resume_us":2,"bytes":3}' >build-fuzz/corpus/control_fuzz/done
 printf '{"event":"progress","delivered":65536}' >build-fuzz/corpus/control_fuzz/progress
 printf '\x04\x00\x07\x00\x00\x00\x00\x00' >build-fuzz/corpus/dest_core_fuzz/ref

@@ -31,7 +31,8 @@ const char kMigrateHelp[] =
     "                       [--verify-copies MIB] [--compress auto|zstd|off]\n"
     "                       [--zstd-level N] [--delta auto|on|off] [--dest-window PAGES]\n"
     "                       [--threads N] [--quiet]\n"
-    "       gangmig migrate --direct --vm SPEC [--vm SPEC ...] [--report FILE.json]\n\n"
+    "       gangmig migrate --direct --vm SPEC,dest=tcp:H:P[,dest-qmp=PATH] ...\n"
+    "                       [--report FILE.json]\n\n"
     "Migrates every VM at once. Each source QEMU is told (over its QMP socket) to migrate\n"
     "into a local gangmig endpoint; gangmig sends each distinct page content once over one\n"
     "encrypted, authenticated connection to `gangmig receive`, which rebuilds each VM's\n"
@@ -39,15 +40,14 @@ const char kMigrateHelp[] =
     "  --to HOST:PORT     the receiver (gangmig receive --listen ...)\n"
     "  --key-file FILE    shared key, same file as the receiver's (gangmig keygen FILE;\n"
     "                     mode 0600, random: other or guessable keys are refused)\n"
-    "  --vm SPEC          name=N,qmp=PATH,dest=ADDR[,dest-qmp=PATH]\n"
+    "  --vm SPEC          name=N,qmp=PATH\n"
+    "                       name      the VM's name: the receiver host maps it to the\n"
+    "                                 destination QEMU (receive --dest-dir/--dest-map)\n"
     "                       qmp       the source VM's QMP unix socket (a monitor gangmig\n"
     "                                 may use alone: QMP serves one client at a time)\n"
-    "                       dest      where the destination QEMU listens (-incoming), as\n"
-    "                                 seen from the receiver host: unix:PATH or tcp:H:P\n"
-    "                       dest-qmp  optional, on the receiver host: lets the receiver\n"
-    "                                 confirm the load and time the resume (downtime)\n"
-    "  --direct           baseline: plain QEMU migration of each VM straight to dest\n"
-    "                     (tcp: addresses), same report; no receiver needed\n"
+    "  --direct           baseline: plain QEMU migration of each VM straight to its\n"
+    "                     destination, same report; no receiver needed. SPEC then adds\n"
+    "                     dest=tcp:HOST:PORT (-incoming) and optionally dest-qmp=PATH\n"
     "  --report FILE      write per-VM and total figures as JSON\n"
     "  --timeout SEC      give up and roll back after SEC seconds (default 900)\n"
     "  --max-buffer MIB   link bytes queued before sources are throttled (default 1)\n"
@@ -78,26 +78,46 @@ const char kMigrateHelp[] =
     "Fixed waits (src/migrate/timeouts.h): reaching the receiver and completing the\n"
     "handshake 30 s in all (retried while it starts or is busy), the receiver confirming every\n"
     "destination 60 s, each QMP connect or rollback command 5 s, QEMU leaving the\n"
-    "migration after migrate_cancel 10 s.\n\n"
+    "migration after migrate_cancel 10 s. Liveness: a PING after 5 s of sending nothing;\n"
+    "a receiver that sends nothing for 30 s (link stalled, receiver stopped) fails the\n"
+    "gang, which is rolled back.\n\n"
     "On failure every source VM that was not migrated keeps running (the migration is\n"
     "cancelled, and a source QEMU that had already stopped is resumed with `cont`); the\n"
     "exit status is 1 and the message names each VM and what failed.\n";
 
 const char kReceiveHelp[] =
-    "usage: gangmig receive --listen HOST:PORT --key-file FILE [--once] [--quiet]\n"
-    "                       [--max-buffer MIB] [--disable zstd,delta] [--threads N]\n\n"
+    "usage: gangmig receive --listen HOST:PORT --key-file FILE\n"
+    "                       (--dest-dir DIR | --dest-map FILE | both) [--once] [--quiet]\n"
+    "                       [--max-buffer MIB] [--max-session-buffer MIB]\n"
+    "                       [--max-store MIB] [--disable zstd,delta] [--threads N]\n\n"
     "Destination end. Waits for an authenticated sender, connects to each VM's\n"
     "destination QEMU (started with -incoming ADDR, and preferably -S so nothing runs\n"
     "before the operator resumes it), rebuilds each stream byte for byte and relays the\n"
     "return path. A peer without the key is refused before it can send anything.\n"
+    "A sender only names its VMs: this host alone decides where each one goes, so a\n"
+    "sender can never make the receiver write into any other socket.\n"
     "Connections are served side by side: each gets 10 s for the whole handshake, at\n"
     "most 64 unauthenticated ones are held (8 per address; more are closed at once and\n"
     "logged, one line per second), and several senders can run sessions at once.\n\n"
     "  --listen HOST:PORT  address to listen on (port 0 picks a free port)\n"
     "  --key-file FILE     shared key (gangmig keygen FILE); mode 0600, random\n"
+    "  --dest-dir DIR      VM NAME goes to the unix socket DIR/NAME.sock (its destination\n"
+    "                      QEMU runs with -incoming unix:DIR/NAME.sock); DIR/NAME.qmp, if\n"
+    "                      it exists, is the QMP socket the receiver uses to confirm the\n"
+    "                      load and time the resume. Symlinks are refused\n"
+    "  --dest-map FILE     lines `NAME ADDRESS [QMP-SOCKET]` ('#' comments), ADDRESS\n"
+    "                      unix:PATH or tcp:HOST:PORT; read again for every session;\n"
+    "                      its entries come before --dest-dir. A VM with no\n"
+    "                      destination fails (the others go on)\n"
     "  --once              exit after one session (exit status 1 if it failed)\n"
-    "  --max-buffer MIB    bytes queued towards one destination QEMU before the link\n"
-    "                      is paused (default 8)\n"
+    "  --max-buffer MIB    stream bytes queued towards one destination QEMU before the\n"
+    "                      link is paused (default 8). Counted before frames expand (a\n"
+    "                      4-byte page reference is 4 KiB here), so whatever a sender\n"
+    "                      sends, a session holds at most this per destination ...\n"
+    "  --max-session-buffer MIB  ... and this for all its destinations (default 256)\n"
+    "  --max-store MIB     distinct page contents one session may keep (a reference may\n"
+    "                      name any of them); beyond it the session fails with this\n"
+    "                      reason (default: half this host's RAM)\n"
     "  --disable LIST      refuse these encodings from senders (zstd, delta; comma-\n"
     "                      separated), e.g. to spare this host's CPU. A sender that\n"
     "                      requires one (--compress zstd) is then refused by name\n"
@@ -105,9 +125,12 @@ const char kReceiveHelp[] =
     "                      (0: on the data thread; default one per CPU, at most 8).\n"
     "                      Bodies keep their order; at most 2N+2 wait in memory\n"
     "  --quiet             no log lines\n\n"
-    "Fixed waits (src/migrate/timeouts.h): each handshake message 10 s, connecting to a\n"
+    "Fixed waits (src/migrate/timeouts.h): the whole handshake 10 s, connecting to a\n"
     "destination QEMU 10 s, its QMP 5 s, its QMP reporting the load after the stream\n"
-    "ended 10 s.\n";
+    "ended 10 s. Liveness: a PING to the sender after 5 s of sending nothing; a session\n"
+    "whose sender sent nothing for 30 s fails (link stalled, sender stopped); a\n"
+    "destination QEMU that takes none of the bytes waiting for it for 30 s fails, alone:\n"
+    "the other VMs go on.\n";
 
 const char kKeygenHelp[] =
     "usage: gangmig keygen [--force] FILE\n\n"
@@ -283,10 +306,22 @@ int RunReceive(const Args& args) {
       opt.listen = v;
     else if (k == "--key-file")
       key_file = v;
+    else if (k == "--dest-dir")
+      opt.dest_dir = v;
+    else if (k == "--dest-map")
+      opt.dest_map = v;
     else if (k == "--max-buffer") {
       auto n = ParseNumber(k, v, 1, 1024);
       if (!n.ok()) return Usage(kReceiveHelp, n.status().message());
       opt.max_buffer = size_t(*n) << 20;
+    } else if (k == "--max-session-buffer") {
+      auto n = ParseNumber(k, v, 1, 65536);
+      if (!n.ok()) return Usage(kReceiveHelp, n.status().message());
+      opt.max_session_buffer = size_t(*n) << 20;
+    } else if (k == "--max-store") {
+      auto n = ParseNumber(k, v, 1, 16 << 20);  // MiB, up to 16 TiB (2^32 pages)
+      if (!n.ok()) return Usage(kReceiveHelp, n.status().message());
+      opt.max_store = uint64_t(*n) << 20;
     } else if (k == "--threads") {
       auto n = ParseNumber(k, v, 0, OrderedWork::kMaxThreads);
       if (!n.ok()) return Usage(kReceiveHelp, n.status().message());
@@ -309,6 +344,8 @@ int RunReceive(const Args& args) {
   if (key_file.empty()) return Usage(kReceiveHelp, "--key-file FILE is required");
   auto key = ReadKeyFile(key_file);
   if (!key.ok()) return Usage(kReceiveHelp, key.status().message());
+  auto dests = migrate::LoadDestMap(opt);
+  if (!dests.ok()) return Usage(kReceiveHelp, dests.status().message());
   opt.key = *key;
   opt.once = Has(f, "--once");
   opt.verbose = !Has(f, "--quiet");

@@ -34,9 +34,10 @@ void Usage(FILE* out) {
   fprintf(out,
           "\nQuick start on one machine: gangmig demo\n"
           "Two hosts: on the destination `gangmig keygen key; gangmig receive --listen "
-          "0.0.0.0:7070 --key-file key`,\n"
-          "on the source `gangmig migrate --to DEST:7070 --key-file key --vm "
-          "name=web1,qmp=/run/web1.qmp,dest=unix:/run/web1.in ...`\n");
+          "0.0.0.0:7070 --key-file key --dest-dir /run/gangmig`\n"
+          "(destination QEMUs started with -incoming unix:/run/gangmig/NAME.sock), copy key\n"
+          "to the source, there `gangmig migrate --to DEST:7070 --key-file key --vm "
+          "name=web1,qmp=/run/web1.qmp ...`\n");
 }
 
 }  // namespace

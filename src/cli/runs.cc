@@ -108,7 +108,8 @@ std::string IsolateNetworkImpl(int link_mbit) {
 }
 
 // `threads` < 0: the receiver's default.
-pid_t StartReceiver(const std::string& key_file, int port, const std::string& log, int threads) {
+pid_t StartReceiver(const std::string& key_file, int port, const std::string& dest_map,
+                    const std::string& log, int threads) {
   std::string listen = "127.0.0.1:" + std::to_string(port), n = std::to_string(threads);
   pid_t pid = fork();
   if (pid == 0) {
@@ -116,9 +117,10 @@ pid_t StartReceiver(const std::string& key_file, int port, const std::string& lo
     (void)f;
     if (threads >= 0)
       execl("/proc/self/exe", "gangmig", "receive", "--listen", listen.c_str(), "--key-file",
-            key_file.c_str(), "--once", "--threads", n.c_str(), (char*)nullptr);
+            key_file.c_str(), "--dest-map", dest_map.c_str(), "--once", "--threads", n.c_str(),
+            (char*)nullptr);
     execl("/proc/self/exe", "gangmig", "receive", "--listen", listen.c_str(), "--key-file",
-          key_file.c_str(), "--once", (char*)nullptr);
+          key_file.c_str(), "--dest-map", dest_map.c_str(), "--once", (char*)nullptr);
     _exit(127);
   }
   return pid;
@@ -178,12 +180,15 @@ Run RunOnce(Mode mode, testbed::ScenarioConfig c, const std::string& key_file,
     run.distinct_zstd_bytes = distinct->compressed_bytes;
   }
   migrate::SenderOptions opt = tuning;
-  opt.vms = sc.Specs();
+  opt.vms = gang ? sc.GangSpecs() : sc.Specs();
   opt.timeout_s = 1800;
   pid_t receiver = -1;
   if (gang) {
     int port = c.first_port - 1;
-    receiver = StartReceiver(key_file, port, c.workdir + "/receiver.log", tuning.threads);
+    std::string map = c.workdir + "/dest.map";
+    run.status = sc.WriteDestMap(map);
+    if (!run.status.ok()) return run;
+    receiver = StartReceiver(key_file, port, map, c.workdir + "/receiver.log", tuning.threads);
     opt.receiver = "127.0.0.1:" + std::to_string(port);
     std::ifstream k(key_file);
     std::string key;

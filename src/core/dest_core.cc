@@ -20,7 +20,8 @@
 
 namespace gangmig::core {
 
-DestCore::DestCore(uint16_t features) : features_(features), zstd_(wire::kMaxRecordBody) {}
+DestCore::DestCore(uint16_t features, uint64_t max_store)
+    : features_(features), max_store_(max_store), zstd_(wire::kMaxRecordBody) {}
 
 // What any frame from the sender must pass before it is looked at.
 Status DestCore::Admit(const wire::Frame& f) const {
@@ -46,7 +47,7 @@ Status DestCore::OnFrame(const wire::Frame& f, Output* out) {
     case FrameType::kZFrames: {
       GANGMIG_RETURN_IF_ERROR(AdmitZFrames());
       Status st = Inflate(f, &zstd_, &expanded_);
-      if (st.ok()) st = Expand(f, expanded_, out);
+      st = OnInflated(f, st, expanded_, out);
       expanded_.clear();
       return st;
     }
@@ -78,33 +79,53 @@ Status DestCore::Inflate(const wire::Frame& f, encode::ZstdDecompressor* zstd, B
 
 Status DestCore::OnInflated(const wire::Frame& f, const Status& inflated, ByteView frames,
                             Output* out) {
+  GANGMIG_RETURN_IF_ERROR(BeginInflated(f, inflated, frames));
+  return Expand(frames, out);
+}
+
+Status DestCore::BeginInflated(const wire::Frame& f, const Status& inflated, ByteView frames) {
   assert(f.type == wire::FrameType::kZFrames);
   GANGMIG_RETURN_IF_ERROR(Admit(f));
   GANGMIG_RETURN_IF_ERROR(AdmitZFrames());
   GANGMIG_RETURN_IF_ERROR(inflated);
-  return Expand(f, frames, out);
-}
-
-// The frames of an inflated ZFRAMES frame `f`, in order; none may be a ZFRAMES.
-Status DestCore::Expand(const wire::Frame& f, ByteView frames, Output* out) {
   ++stats_.zframes;
   stats_.zframes_bytes += wire::kZFramesHeaderSize + f.payload.size();
   stats_.zframes_raw += frames.size();
+  return Status::Ok();
+}
+
+Status DestCore::OnInflatedFrame(const wire::Frame& inner, Output* out) {
+  if (inner.type == wire::FrameType::kZFrames) return Status::Error("ZFRAMES inside ZFRAMES");
+  return OnFrame(inner, out);
+}
+
+// The frames of an inflated ZFRAMES frame, in order.
+Status DestCore::Expand(ByteView frames, Output* out) {
   wire::FrameReader reader(frames);
   wire::Frame inner;
   for (;;) {
     auto next = reader.Next(&inner);
     if (!next.ok()) return next.status().WithContext("in ZFRAMES");
     if (!*next) return Status::Ok();
-    if (inner.type == wire::FrameType::kZFrames) return Status::Error("ZFRAMES inside ZFRAMES");
-    GANGMIG_RETURN_IF_ERROR(OnFrame(inner, out));
+    GANGMIG_RETURN_IF_ERROR(OnInflatedFrame(inner, out));
   }
+}
+
+// Whether one more distinct page fits the session's store.
+Status DestCore::MayStore() const {
+  if (store_.size() == UINT32_MAX)
+    return Status::Error("more than 2^32 - 1 distinct pages in one session");
+  if ((uint64_t(store_.size()) + 1) * wire::kPageSize > max_store_)
+    return Status::Error("session stores more than " + std::to_string(max_store_ >> 20) +
+                         " MiB of distinct pages (receive --max-store)");
+  return Status::Ok();
 }
 
 Result<ByteView> DestCore::Page(const wire::Frame& f) {
   using wire::FrameType;
   if (f.type == FrameType::kDelta && !(features_ & wire::kFeatureDelta))
     return Status::Error("sender sent a DELTA frame, but delta was not negotiated");
+  if (f.type != FrameType::kRef) GANGMIG_RETURN_IF_ERROR(MayStore());
   if (f.type == FrameType::kPage) {
     ++stats_.pages;
     return store_.Get(store_.Add(f.payload));

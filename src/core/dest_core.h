@@ -46,8 +46,10 @@ class DestCore {
   };
 
   // `features`: what the handshake agreed (wire::kFeature*); ZFRAMES and DELTA frames
-  // are refused unless their feature was agreed.
-  explicit DestCore(uint16_t features);
+  // are refused unless their feature was agreed. `max_store`: bytes of distinct page
+  // contents the session may hold; a PAGE or DELTA beyond it ends the session.
+  explicit DestCore(uint16_t features, uint64_t max_store = kNoStoreLimit);
+  static constexpr uint64_t kNoStoreLimit = UINT64_MAX;
 
   // Handles one frame of a verified body. The first error ends the session: its text
   // names the frame ("DELTA to page id 7 but only 3 pages were sent").
@@ -68,6 +70,13 @@ class DestCore {
   // `f` and `frames` must stay valid during the call.
   // REQUIRES: f.type == kZFrames
   Status OnInflated(const wire::Frame& f, const Status& inflated, ByteView frames, Output* out);
+  // OnInflated in two steps, for a receiver that hands the inner frames over one at a
+  // time (and may pause between them): BeginInflated makes every check OnInflated makes
+  // before the first inner frame; then each frame a FrameReader returns from `frames`
+  // goes to OnInflatedFrame, in order.
+  // REQUIRES: f.type == kZFrames
+  Status BeginInflated(const wire::Frame& f, const Status& inflated, ByteView frames);
+  Status OnInflatedFrame(const wire::Frame& inner, Output* out);
 
   // True once the sender's GOODBYE was handled: it sends nothing more.
   bool goodbye() const { return goodbye_; }
@@ -78,10 +87,12 @@ class DestCore {
  private:
   Status Admit(const wire::Frame& f) const;
   Status AdmitZFrames() const;
-  Status Expand(const wire::Frame& f, ByteView frames, Output* out);
+  Status Expand(ByteView frames, Output* out);
+  Status MayStore() const;
   Result<ByteView> Page(const wire::Frame& f);
 
   uint16_t features_;
+  uint64_t max_store_;
   bool goodbye_ = false;
   index::PageStore store_;
   encode::ZstdDecompressor zstd_;

@@ -59,6 +59,7 @@ struct DestChannel {
   bool write_shut = false;
   bool read_closed = false;
   uint64_t written = 0;  // bytes handed to the destination's socket
+  int64_t progress_us = 0;  // monotonic: the queue last shrank, or filled from empty
 };
 
 // How far a destination has taken its main stream is reported back (VM_EVENT
@@ -97,6 +98,19 @@ struct BodyTask : OrderedWork::Task {
   }
 };
 
+// "30", "0.5": a duration in milliseconds as seconds, for messages.
+std::string Seconds(int ms) {
+  char buf[32];
+  snprintf(buf, sizeof(buf), ms % 1000 ? "%.1f" : "%.0f", ms / 1000.0);
+  return buf;
+}
+
+// The bytes of distinct pages one session may store: --max-store, else half the host's RAM.
+uint64_t MaxStore(const ReceiverOptions& o) {
+  if (o.max_store) return o.max_store;
+  return uint64_t(sysconf(_SC_PHYS_PAGES)) * uint64_t(sysconf(_SC_PAGESIZE)) / 2;
+}
+
 // True when `body` holds exactly one frame, a ZFRAMES frame, returned in *f.
 bool IsOneZFrames(ByteView body, wire::Frame* f) {
   wire::FrameReader reader(body);
@@ -107,13 +121,15 @@ bool IsOneZFrames(ByteView body, wire::Frame* f) {
 
 class Session : public core::DestCore::Output {
  public:
-  Session(const ReceiverOptions& o, net::Fd fd, const wire::SessionKeys& keys, uint16_t features)
+  Session(const ReceiverOptions& o, Result<DestMap> dests, net::Fd fd,
+          const wire::SessionKeys& keys, uint16_t features)
       : opt_(o),
+        dests_(std::move(dests)),
         net_(std::move(fd)),
         sealer_(keys.s2c),
         opener_(keys.c2s),
         writer_(&sealer_),
-        core_(features),
+        core_(features, MaxStore(o)),
         work_(o.threads),
         max_queued_(2 * size_t(o.threads) + 2) {}
   Status Run();
@@ -122,10 +138,13 @@ class Session : public core::DestCore::Output {
   Status Step();
   Status OnNetReadable();
   Status Pump();
-  Status HandleAll(Status end);
+  void End(Status why);
   Result<bool> TakeBody();
-  Status HandleDone(bool wait);
-  Status Handle(const BodyTask& t);
+  Status HandleDone();
+  Result<bool> Continue();
+  bool MustWait(const wire::Frame& f) const;
+  void CheckStalled(DestVm& vm, uint16_t id, int64_t now);
+  Status CheckIdle(bool reading, int64_t now);
   Status OnStreamBytes(const wire::Frame& f, ByteView bytes) override;
   Status OnControl(const wire::Frame& f) override;
   Status OpenVm(uint16_t id, ByteView json_bytes);
@@ -143,6 +162,7 @@ class Session : public core::DestCore::Output {
   }
 
   const ReceiverOptions& opt_;
+  Result<DestMap> dests_;  // read at the session's start (or why it could not be)
   net::Fd net_;
   wire::RecordSealer sealer_;
   wire::RecordOpener opener_;
@@ -153,6 +173,16 @@ class Session : public core::DestCore::Output {
   OrderedWork work_;   // bodies between the opener and the core, in arrival order
   size_t max_queued_;  // bodies the pool may hold before the link is left unread
   std::vector<std::unique_ptr<BodyTask>> spare_;  // handled tasks, their buffers reused
+  // The body being handed to the core frame by frame, and where its next frame is.
+  std::unique_ptr<BodyTask> current_;
+  wire::FrameReader reader_{ByteView()};
+  bool begun_ = false;
+  uint64_t queued_ = 0;         // bytes queued towards all destinations of the session
+  bool ending_ = false;         // no more bodies come: end with end_ once all are handled
+  bool record_failed_ = false;  // ... because a record failed (nothing after it counts)
+  Status end_;
+  int64_t last_recv_us_ = MonotonicMicros();  // the link last gave us bytes (monotonic)
+  int64_t last_send_us_ = MonotonicMicros();  // we last sealed a record for the sender
 };
 
 void Session::Event(uint16_t id, const json& ev) {
@@ -162,7 +192,11 @@ void Session::Event(uint16_t id, const json& ev) {
 void Session::FailVm(DestVm& vm, uint16_t id, const std::string& why) {
   if (vm.failed) return;
   vm.failed = true;
-  for (auto& c : vm.channels) c.fd.Reset();  // an incomplete stream: QEMU refuses to run it
+  for (auto& c : vm.channels) {
+    c.fd.Reset();  // an incomplete stream: QEMU refuses to run it
+    queued_ -= c.out.size();
+    c.out = net::OutQueue();
+  }
   if (!vm.reported) Event(id, {{"event", "failed"}, {"error", why}});
   vm.reported = true;
   Log("vm " + vm.name + ": failed: " + why);
@@ -176,10 +210,16 @@ Status Session::OpenVm(uint16_t id, ByteView json_bytes) {
   if (!open.ok()) return open.status().WithContext("vm id " + std::to_string(id));
   auto vm = std::make_unique<DestVm>();
   vm->name = open->name;
-  vm->dest = open->dest;
-  vm->dest_qmp = open->dest_qmp;
   vms_.push_back(std::move(vm));
   DestVm& v = *vms_.back();
+  // The receiver host decides where a VM goes, never the sender.
+  auto dest = dests_.ok() ? dests_->Resolve(v.name) : Result<Destination>(dests_.status());
+  if (!dest.ok()) {
+    FailVm(v, id, dest.status().message());
+    return Status::Ok();
+  }
+  v.dest = dest->address;
+  v.dest_qmp = dest->qmp;
   if (!v.dest_qmp.empty()) {
     auto client = qmp::Client::Connect(v.dest_qmp, timeouts::kQmpMs);
     if (!client.ok()) {
@@ -226,7 +266,9 @@ Status Session::Deliver(DestVm& vm, uint16_t id, uint8_t ch, ByteView bytes) {
   if (c.eof_pending)
     return Status::Error("data for vm " + vm.name + " channel " + std::to_string(ch) +
                          " after its end");
+  if (c.out.empty()) c.progress_us = MonotonicMicros();
   c.out.Append(bytes);
+  queued_ += bytes.size();
   vm.bytes_out += bytes.size();
   TeeStream("receiver", id, ch, bytes);
   return Status::Ok();
@@ -246,6 +288,7 @@ Status Session::OnControl(const wire::Frame& f) {
     case FrameType::kAbort:
       return Status::Error("sender aborted: " + std::string(AsChars(f.payload)));
     case FrameType::kGoodbye:
+    case FrameType::kPing:
       return Status::Ok();
     default:
       break;
@@ -278,38 +321,47 @@ Status Session::OnNetReadable() {
   static thread_local Bytes buf(256 * 1024);
   ssize_t n = read(net_.get(), buf.data(), buf.size());
   if (n < 0 && (errno == EAGAIN || errno == EINTR)) return Status::Ok();
-  if (n <= 0) return HandleAll(Status::Error("connection to the sender lost"));
+  if (n <= 0) {
+    End(Status::Error("connection to the sender lost"));
+    return Pump();
+  }
+  last_recv_us_ = MonotonicMicros();
   opener_.Feed(ByteView(buf.data(), size_t(n)));
   return Pump();
 }
 
-// Handles the bodies the pool has finished, and moves verified bodies from the opener
-// into the pool while it has room.
-Status Session::Pump() {
-  for (;;) {
-    GANGMIG_RETURN_IF_ERROR(HandleDone(/*wait=*/false));
-    if (work_.queued() >= max_queued_) return Status::Ok();
-    auto more = TakeBody();
-    if (!more.ok()) return HandleAll(more.status());  // the bodies before the bad record
-    if (!*more) return Status::Ok();
-  }
+// The session ends with `why` once every body received before is handled. A record-layer
+// error replaces a lost connection (it is why the bodies stopped).
+void Session::End(Status why) {
+  if (!ending_ || record_failed_) end_ = std::move(why);
+  ending_ = true;
 }
 
-// Handles every body received so far, in order, waiting for the pool, then returns
-// `end`. An error of one of those bodies, or of the record layer, comes first.
-Status Session::HandleAll(Status end) {
+// Hands finished bodies to the core, and moves verified bodies from the opener into
+// the pool while it has room. After End(), returns the end status once everything
+// received before it is handled.
+Status Session::Pump() {
   for (;;) {
-    GANGMIG_RETURN_IF_ERROR(HandleDone(/*wait=*/true));
-    auto more = TakeBody();  // a record-layer error is final: it repeats here
-    if (!more.ok()) return more.status();
-    if (!*more) return end;
+    GANGMIG_RETURN_IF_ERROR(HandleDone());
+    if (current_ || work_.queued() >= max_queued_) break;
+    auto more = TakeBody();
+    if (!more.ok()) {
+      record_failed_ = true;
+      End(more.status());  // the bodies before the bad record are handled first
+      continue;
+    }
+    if (!*more) break;
   }
+  if (ending_ && !current_ && work_.queued() == 0) return end_;
+  return Status::Ok();
 }
 
 // Submits the opener's next verified body to the pool: to be inflated when it is one
 // ZFRAMES frame the core accepts (zstd agreed: that check comes before any zstd), else
-// only to keep its place. false: no whole record is buffered.
+// only to keep its place. false: no whole record is buffered, or the session is ending
+// on a record-layer error (which repeats: nothing after it is taken).
 Result<bool> Session::TakeBody() {
+  if (record_failed_) return false;
   std::unique_ptr<BodyTask> t;
   if (spare_.empty()) {
     t = std::make_unique<BodyTask>();
@@ -329,22 +381,82 @@ Result<bool> Session::TakeBody() {
   return true;
 }
 
-// Hands the finished bodies at the front of the pool to the core, oldest first. `wait`:
-// every queued body, waiting for the workers.
-Status Session::HandleDone(bool wait) {
-  while (std::unique_ptr<OrderedWork::Task> done = work_.PopDone(wait)) {
-    std::unique_ptr<BodyTask> t(static_cast<BodyTask*>(done.release()));
-    Status st = Handle(*t);
-    spare_.push_back(std::move(t));
-    GANGMIG_RETURN_IF_ERROR(st);
+// Hands the bodies the pool has finished to the core, oldest first, each frame by
+// frame, until a frame must wait for its destination to take bytes.
+Status Session::HandleDone() {
+  for (;;) {
+    if (current_) {
+      auto finished = Continue();
+      if (!finished.ok()) return finished.status();
+      if (!*finished) return Status::Ok();
+      spare_.push_back(std::move(current_));
+    }
+    std::unique_ptr<OrderedWork::Task> done = work_.PopDone(/*wait=*/false);
+    if (!done) return Status::Ok();
+    current_.reset(static_cast<BodyTask*>(done.release()));
+    begun_ = false;
   }
-  return Status::Ok();
 }
 
-Status Session::Handle(const BodyTask& t) {
-  if (t.inflate) return core_.OnInflated(t.zframes, t.inflated, t.frames, this);
-  return wire::ForEachFrameIn(t.body, "from sender",
-                              [this](const wire::Frame& f) { return core_.OnFrame(f, this); });
+// The stream bytes frame `f` puts in front of a destination (0: none).
+size_t StreamBytesOf(const wire::Frame& f) {
+  switch (f.type) {
+    case wire::FrameType::kData:
+      return f.payload.size();
+    case wire::FrameType::kPage:
+    case wire::FrameType::kRef:
+    case wire::FrameType::kDelta:
+      return wire::kPageSize;
+    default:
+      return 0;
+  }
+}
+
+// Whether `f` must wait: handing it over now would take its destination's queue past
+// max_buffer, or every destination queue of the session together past
+// max_session_buffer. Counted before the frame is expanded (a REF of 8 bytes is 4 KiB
+// here). A frame always fits an empty queue of an otherwise empty session, so a frame
+// larger than the bound still passes, alone.
+bool Session::MustWait(const wire::Frame& f) const {
+  size_t grow = StreamBytesOf(f);
+  if (grow == 0 || f.vm >= vms_.size()) return false;
+  const DestVm& vm = *vms_[f.vm];
+  if (vm.failed || f.channel >= vm.channels.size()) return false;  // dropped, or an error
+  size_t queued = vm.channels[f.channel].out.size();
+  if (queued > 0 && queued + grow > opt_.max_buffer) return true;
+  return queued_ > 0 && queued_ + grow > opt_.max_session_buffer;
+}
+
+// Hands the current body's next frames to the core. true: the body is done; false: a
+// frame waits for room (MustWait); the reader keeps its place.
+Result<bool> Session::Continue() {
+  BodyTask& t = *current_;
+  if (!begun_) {
+    if (t.inflate) GANGMIG_RETURN_IF_ERROR(core_.BeginInflated(t.zframes, t.inflated, t.frames));
+    reader_ = wire::FrameReader(t.inflate ? ByteView(t.frames) : ByteView(t.body));
+    begun_ = true;
+  }
+  for (;;) {
+    wire::FrameReader at = reader_;
+    wire::Frame f;
+    auto next = reader_.Next(&f);
+    if (!next.ok()) return next.status().WithContext(t.inflate ? "in ZFRAMES" : "from sender");
+    if (!*next) return true;
+    if (MustWait(f)) {
+      reader_ = at;  // read again when there is room
+      return false;
+    }
+    if (t.inflate) {
+      GANGMIG_RETURN_IF_ERROR(core_.OnInflatedFrame(f, this));
+    } else if (f.type == wire::FrameType::kZFrames && core_.zstd()) {
+      // The sender's compressor puts each ZFRAMES alone in its body (and only such a
+      // body is inflated on the pool, then handed over frame by frame): a ZFRAMES among
+      // other frames would have to expand all at once.
+      return Status::Error("ZFRAMES must be the only frame of its record body");
+    } else {
+      GANGMIG_RETURN_IF_ERROR(core_.OnFrame(f, this));
+    }
+  }
 }
 
 void Session::WriteDest(DestVm& vm, uint16_t id, uint8_t ch) {
@@ -358,6 +470,8 @@ void Session::WriteDest(DestVm& vm, uint16_t id, uint8_t ch) {
       return;
     }
     c.written += *w;
+    queued_ -= *w;
+    if (*w > 0) c.progress_us = MonotonicMicros();
   }
   if (c.out.empty() && c.eof_pending && !c.write_shut) {
     shutdown(c.fd.get(), SHUT_WR);
@@ -439,19 +553,23 @@ void Session::CheckLoaded(DestVm& vm, uint16_t id) {
 Status Session::Send() {
   Bytes sealed;
   writer_.Flush(&sealed);
+  if (!sealed.empty()) last_send_us_ = MonotonicMicros();
   net_out_.AppendOwned(std::move(sealed));
   auto w = net_out_.WriteTo(net_.get());
-  if (!w.ok()) return Status::Error("connection to the sender lost: " + w.status().message());
-  return Status::Ok();
+  if (w.ok()) return Status::Ok();
+  if (ending_) {  // the sender is gone: still hand over what it sent before
+    net_out_ = net::OutQueue();
+    return Status::Ok();
+  }
+  return Status::Error("connection to the sender lost: " + w.status().message());
 }
 
 Status Session::Step() {
   std::vector<pollfd> fds;
   std::vector<std::pair<int, int>> slots;
-  bool room = true;
-  for (auto& vm : vms_)
-    for (auto& c : vm->channels) room = room && c.out.size() < opt_.max_buffer;
-  room = room && work_.queued() < max_queued_;
+  // The link is read only while the pool has room and no frame waits for a destination
+  // (MustWait), so what we hold stays bounded whatever the sender sends.
+  bool room = !ending_ && !current_ && work_.queued() < max_queued_;
   fds.push_back({net_.get(), short((room ? POLLIN : 0) | (net_out_.empty() ? 0 : POLLOUT)), 0});
   slots.push_back({-1, -1});
   if (work_.threads() > 0 && work_.queued() > 0) {
@@ -491,11 +609,44 @@ Status Session::Step() {
     if (!vm.failed && (re & (POLLIN | POLLHUP | POLLERR))) ReadDest(vm, id, ch);
   }
   GANGMIG_RETURN_IF_ERROR(Pump());
+  int64_t now = MonotonicMicros();
   for (size_t i = 0; i < vms_.size(); ++i) {
+    CheckStalled(*vms_[i], uint16_t(i), now);
     CheckLoaded(*vms_[i], uint16_t(i));
     ReportProgress(*vms_[i], uint16_t(i));
   }
+  GANGMIG_RETURN_IF_ERROR(CheckIdle(room, now));
+  if (now - last_send_us_ >= opt_.keepalive_ms * 1000LL) wire::AppendPing(writer_.frames());
   return Send();
+}
+
+// A destination that takes none of the bytes waiting for it for kDestinationStallMs
+// (stopped, hung, or simply not reading) fails alone: its queue is dropped, so the
+// frames behind it -- other VMs' -- move again.
+void Session::CheckStalled(DestVm& vm, uint16_t id, int64_t now) {
+  if (vm.failed) return;
+  for (const DestChannel& c : vm.channels) {
+    bool waiting = !c.out.empty() || (c.eof_pending && !c.write_shut);
+    if (!waiting || now - c.progress_us < opt_.dest_stall_ms * 1000LL) continue;
+    FailVm(vm, id,
+           "the destination QEMU took none of the " + std::to_string(c.out.size()) +
+               " bytes waiting for it for " + Seconds(opt_.dest_stall_ms) +
+               " s (stopped, hung or not reading)");
+    return;
+  }
+}
+
+// The sender sends at least a PING every kKeepaliveMs; nothing for kIdleMs while we
+// were reading means the link or the sender is gone without a word. Time we spent not
+// reading (waiting for a destination) does not count.
+Status Session::CheckIdle(bool reading, int64_t now) {
+  if (!reading) {
+    last_recv_us_ = now;
+    return Status::Ok();
+  }
+  if (now - last_recv_us_ < opt_.idle_ms * 1000LL) return Status::Ok();
+  return Status::Error("no data from the sender for " + Seconds(opt_.idle_ms) +
+                       " s (link stalled or sender stopped)");
 }
 
 Status Session::Run() {
@@ -511,7 +662,7 @@ Status Session::Run() {
       (void)Send();
       return st;
     }
-    bool all = core_.goodbye() && work_.queued() == 0;
+    bool all = core_.goodbye() && work_.queued() == 0 && !current_;
     for (auto& vm : vms_) all = all && (vm->reported || vm->failed);
     if (all && net_out_.empty()) {
       const core::DestStats& d = core_.stats();
@@ -529,7 +680,7 @@ Status Session::Run() {
 
 Status RunReceiveSession(const ReceiverOptions& options, net::Fd fd, const wire::SessionKeys& keys,
                          uint16_t features) {
-  Session session(options, std::move(fd), keys, features);
+  Session session(options, LoadDestMap(options), std::move(fd), keys, features);
   return session.Run();
 }
 

@@ -145,7 +145,24 @@ std::string PeerAddress(int fd) {
 // (kMaxPendingPerAddress), and refused beyond that, so idle or slow strangers cannot
 // delay a real sender for longer than its retry, and several senders (two source hosts
 // evacuating to one destination) are served at once.
+Result<DestMap> LoadDestMap(const ReceiverOptions& options) {
+  DestMap map;
+  if (!options.dest_map.empty()) {
+    auto loaded = DestMap::Load(options.dest_map);
+    if (!loaded.ok()) return loaded.status();
+    map = std::move(loaded).value();
+  }
+  if (!options.dest_dir.empty()) map.set_dir(options.dest_dir);
+  if (map.empty())
+    return Status::Error(
+        "no destinations: pass --dest-dir DIR (VM NAME goes to DIR/NAME.sock) or --dest-map "
+        "FILE (lines NAME ADDRESS [QMP-SOCKET])");
+  return map;
+}
+
 Status RunReceiver(const ReceiverOptions& options) {
+  auto dests = LoadDestMap(options);  // a broken map is refused before anyone connects
+  if (!dests.ok()) return dests.status();
   auto addr = net::ParseAddress(options.listen);
   if (!addr.ok()) return addr.status();
   auto listener = net::Listen(*addr);

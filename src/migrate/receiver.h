@@ -9,6 +9,8 @@
 #include "base/bytes.h"
 #include "base/ordered_work.h"
 #include "base/status.h"
+#include "migrate/dest_map.h"
+#include "migrate/timeouts.h"
 #include "wire/wire_format.h"
 
 namespace gangmig::migrate {
@@ -18,8 +20,18 @@ struct ReceiverOptions {
   Bytes key;
   bool once = false;             // exit after one session
   size_t max_buffer = 8u << 20;  // bytes queued towards one destination before pausing the link
+  size_t max_session_buffer = 256u << 20;  // ... towards all destinations of one session
+  uint64_t max_store = 0;  // bytes of distinct pages one session may hold (0: half the RAM)
+  // Liveness (timeouts.h has the meaning; tests shorten them).
+  int idle_ms = timeouts::kIdleMs;
+  int keepalive_ms = timeouts::kKeepaliveMs;
+  int dest_stall_ms = timeouts::kDestinationStallMs;
   bool verbose = true;
   uint16_t features = wire::kFeaturesKnown;  // accepted from senders (wire::kFeature*)
+  // Where each VM's stream goes (migrate/dest_map.h): a map file, read again at the
+  // start of each session, and/or a socket directory. At least one is required.
+  std::string dest_map;
+  std::string dest_dir;
   // Worker threads that decompress ZFRAMES bodies (0: on the data thread).
   // REQUIRES: 0 <= threads <= OrderedWork::kMaxThreads
   int threads = OrderedWork::DefaultThreads();
@@ -29,6 +41,9 @@ struct ReceiverOptions {
 // Beyond these, new connections are closed at once (senders retry).
 inline constexpr size_t kMaxPendingHandshakes = 64;
 inline constexpr size_t kMaxPendingPerAddress = 8;
+
+// The receiver host's destination map of `options` (the map file read now).
+Result<DestMap> LoadDestMap(const ReceiverOptions& options);
 
 // Serves sessions, several at once, each on its own thread, until an error (or, with
 // `once`, until the first authenticated session ends; its error is returned). Without

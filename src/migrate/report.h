@@ -9,12 +9,13 @@
 
 namespace gangmig::migrate {
 
-// One VM named on the command line: --vm name=N,qmp=PATH,dest=ADDR[,dest-qmp=PATH]
+// One VM named on the command line: --vm name=N,qmp=PATH (through a receiver, which
+// maps the name to its destination), or name=N,qmp=PATH,dest=ADDR[,dest-qmp=PATH] (--direct).
 struct VmSpec {
   std::string name;
   std::string qmp;       // source VM's QMP socket (gangmig's own)
-  std::string dest;      // where the destination QEMU listens (unix:PATH or tcp:HOST:PORT)
-  std::string dest_qmp;  // optional: destination VM's QMP socket, on the destination host
+  std::string dest;      // --direct: where the destination QEMU listens (tcp:HOST:PORT)
+  std::string dest_qmp;  // --direct, optional: the destination VM's QMP socket
 };
 
 struct VmReport {

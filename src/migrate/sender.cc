@@ -153,6 +153,7 @@ class Sender {
   Status StartMigrations();
   Status Loop();
   Status Step(int timeout_ms);
+  Status KeepAlive(bool reading);
   Status OnNetReadable();
   Status OnFrame(const wire::Frame& f);
   Status OnVmEvent(Vm& vm, const wire::VmEventMessage& ev);
@@ -194,7 +195,14 @@ class Sender {
   std::string workdir_;
   bool own_workdir_ = false;
   std::string link_error_;
+  int64_t last_recv_us_ = MonotonicMicros();    // the receiver's bytes last arrived
+  int64_t last_frames_us_ = MonotonicMicros();  // we last had frames to send
 };
+
+// Return-path bytes queued towards one source QEMU, at most: beyond, the link is left
+// unread (a receiver cannot grow the sender's memory by sending them faster than QEMU
+// takes them).
+constexpr size_t kMaxReturnPathQueued = 8u << 20;
 
 Status Sender::Connect() {
   auto addr = net::ParseAddress(opt_.receiver);
@@ -296,7 +304,7 @@ Status Sender::PrepareVms() {
     if (!l.ok()) return l.status().WithContext("vm " + vm->spec.name);
     vm->listener = std::move(l).value();
     wire::AppendVmOpen(writer_->frames(), uint16_t(i),
-                       wire::SerializeVmOpen({vm->spec.name, vm->spec.dest, vm->spec.dest_qmp}));
+                       wire::SerializeVmOpen({vm->spec.name}));
     vms_.push_back(std::move(vm));
   }
   Flush(/*wait=*/true);
@@ -440,7 +448,7 @@ Status Sender::OnFrame(const wire::Frame& f) {
                          " frame, which only a sender may send");
   if (f.type == FrameType::kAbort)
     return Status::Error("receiver aborted: " + std::string(AsChars(f.payload)));
-  if (f.type == FrameType::kGoodbye) return Status::Ok();
+  if (f.type == FrameType::kGoodbye || f.type == FrameType::kPing) return Status::Ok();
   if (f.vm >= vms_.size())
     return Status::Error("receiver sent a frame for unknown vm id " + std::to_string(f.vm));
   Vm& vm = *vms_[f.vm];
@@ -470,6 +478,7 @@ Status Sender::OnNetReadable() {
   ssize_t n = read(net_.get(), buf.data(), buf.size());
   if (n < 0 && (errno == EAGAIN || errno == EINTR)) return Status::Ok();
   if (n <= 0) return Status::Error("connection to the receiver lost");
+  last_recv_us_ = MonotonicMicros();
   report_->link_rx_bytes += uint64_t(n);
   opener_->Feed(ByteView(buf.data(), size_t(n)));
   return wire::ForEachFrame(opener_.get(), "from receiver",
@@ -514,7 +523,10 @@ Status Sender::Step(int timeout_ms) {
     stopping[i] = !vms_[i]->finished && !vms_[i]->source_done && Stopping(*vms_[i], uint16_t(i));
     any_stopping = any_stopping || stopping[i];
   }
-  fds.push_back({net_.get(), short(POLLIN | (net_out_.empty() ? 0 : POLLOUT)), 0});
+  bool rp_room = true;
+  for (const auto& v : vms_)
+    for (const Channel& c : v->channels) rp_room = rp_room && c.to_qemu.size() < kMaxReturnPathQueued;
+  fds.push_back({net_.get(), short((rp_room ? POLLIN : 0) | (net_out_.empty() ? 0 : POLLOUT)), 0});
   slots.push_back({-1, -1});
   if (seal_->pending_bodies() > 0) {  // wakes us when a body is compressed
     fds.push_back({seal_->wake_fd(), POLLIN, 0});
@@ -568,8 +580,26 @@ Status Sender::Step(int timeout_ms) {
     if (!vm.finished && (re & (POLLIN | POLLHUP | POLLERR)))
       ReadChannel(vm, uint16_t(slots[k].vm), ch);
   }
+  GANGMIG_RETURN_IF_ERROR(KeepAlive(rp_room));
   Flush();
   return SendNow();
+}
+
+// Sends a PING after kKeepaliveMs without frames to send, and gives up on a receiver
+// that sent nothing (not even its PING) for kIdleMs while we were reading the link:
+// the link is stalled or the receiver stopped, and the sources must be rolled back
+// rather than wait forever.
+Status Sender::KeepAlive(bool reading) {
+  int64_t now = MonotonicMicros();
+  if (writer_->pending() > 0) last_frames_us_ = now;
+  if (now - last_frames_us_ >= timeouts::kKeepaliveMs * 1000LL) {
+    wire::AppendPing(writer_->frames());
+    last_frames_us_ = now;
+  }
+  if (!reading) last_recv_us_ = now;
+  if (now - last_recv_us_ < timeouts::kIdleMs * 1000LL) return Status::Ok();
+  return Status::Error("no data from the receiver for " + std::to_string(timeouts::kIdleMs / 1000) +
+                       " s (link stalled or receiver stopped)");
 }
 
 // Stopped for switchover: QEMU's STOP event, or (sooner, and without QMP) the start of

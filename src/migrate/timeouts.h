@@ -19,6 +19,14 @@ inline constexpr int kQmpMs = 5000;
 inline constexpr int kCancelSettleMs = 10000;
 // Receiver: connecting to a destination QEMU's -incoming socket.
 inline constexpr int kDestinationConnectMs = 10000;
+// Either end: send a PING after sending nothing for this long ...
+inline constexpr int kKeepaliveMs = 5000;
+// ... and end the session after receiving nothing for this long (link stalled, peer
+// stopped or frozen). The receiver does not count time it spent not reading the link.
+inline constexpr int kIdleMs = 30000;
+// Receiver: a destination QEMU that takes none of the bytes waiting for it for this long
+// fails (that VM only).
+inline constexpr int kDestinationStallMs = 30000;
 // Receiver: after a destination closed the stream, how long its QMP may take to report
 // the load's outcome before the receiver reports what it has.
 inline constexpr int kLoadSettleMs = 10000;

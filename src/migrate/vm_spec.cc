@@ -28,8 +28,8 @@ Result<VmSpec> ParseVmSpec(const std::string& text) {
       return Status::Error("--vm '" + text + "': unknown key '" + key +
                            "' (expected name, qmp, dest, dest-qmp)");
   }
-  if (spec.name.empty() || spec.qmp.empty() || spec.dest.empty())
-    return Status::Error("--vm '" + text + "': name=, qmp= and dest= are required");
+  if (spec.name.empty() || spec.qmp.empty())
+    return Status::Error("--vm '" + text + "': name= and qmp= are required");
   if (!wire::ValidVmName(spec.name))
     return Status::Error("--vm '" + text + "': name '" + spec.name +
                          "' must be 1-64 characters of A-Z a-z 0-9 . _ -");
@@ -45,6 +45,11 @@ Status ValidateVmSpecs(const std::vector<VmSpec>& vms, bool direct) {
     if (direct && v.dest.rfind("tcp:", 0) != 0)
       return Status::Error("vm " + v.name + ": --direct needs dest=tcp:HOST:PORT (got '" + v.dest +
                            "')");
+    if (!direct && !(v.dest.empty() && v.dest_qmp.empty()))
+      return Status::Error("vm " + v.name +
+                           ": dest= and dest-qmp= are for --direct only; through a receiver, the "
+                           "receiver host maps each VM name to its destination (gangmig receive "
+                           "--dest-dir or --dest-map)");
   }
   return Status::Ok();
 }

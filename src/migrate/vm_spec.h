@@ -1,4 +1,5 @@
-// Parsing of the --vm option: name=N,qmp=PATH,dest=ADDR[,dest-qmp=PATH].
+// Parsing of the --vm option: name=N,qmp=PATH[,dest=ADDR[,dest-qmp=PATH]] (dest only
+// with --direct: through a receiver, the receiver host maps names to destinations).
 #pragma once
 
 #include <string>
@@ -10,7 +11,8 @@
 namespace gangmig::migrate {
 
 Result<VmSpec> ParseVmSpec(const std::string& text);
-// Checks names are unique and every VM has what `direct` needs (a tcp: dest) if asked.
+// Checks names are unique, and that every VM has a tcp: dest with `direct` and none
+// without (a sender never says where the receiver writes).
 Status ValidateVmSpecs(const std::vector<VmSpec>& vms, bool direct);
 
 }  // namespace gangmig::migrate

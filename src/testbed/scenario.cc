@@ -3,6 +3,8 @@
 // name/incoming/-S (DestinationConfig), since QEMU insists on identical RAM block sizes.
 #include "testbed/scenario.h"
 
+#include <fstream>
+
 #include "testbed/ram_compare.h"
 
 namespace gangmig::testbed {
@@ -95,6 +97,21 @@ std::vector<migrate::VmSpec> Scenario::Specs() const {
     specs.push_back(s);
   }
   return specs;
+}
+
+std::vector<migrate::VmSpec> Scenario::GangSpecs() const {
+  std::vector<migrate::VmSpec> specs = Specs();
+  for (auto& s : specs) s.dest = s.dest_qmp = "";
+  return specs;
+}
+
+Status Scenario::WriteDestMap(const std::string& path) const {
+  std::ofstream out(path);
+  out << "# NAME ADDRESS QMP-SOCKET (written by the testbed)\n";
+  for (const migrate::VmSpec& s : Specs()) out << s.name << " " << s.dest << " " << s.dest_qmp << "\n";
+  out.close();
+  if (!out) return Status::Error("cannot write " + path);
+  return Status::Ok();
 }
 
 Status Scenario::CheckRamIdentical(std::vector<RamDiff>* diffs) {

@@ -55,8 +55,13 @@ class Scenario {
   // Starts the destinations (paused, -incoming), boots the sources and waits until every
   // guest's workload is ready, then applies the migration settings to the sources.
   Status Start();
-  // What `gangmig migrate` needs for each VM (source qmp, dest, dest-qmp).
+  // What `gangmig migrate --direct` needs for each VM (source qmp, dest, dest-qmp).
   std::vector<migrate::VmSpec> Specs() const;
+  // What a gang migration's sender is told: each VM's name and source qmp only.
+  std::vector<migrate::VmSpec> GangSpecs() const;
+  // Writes the receiver's destination map (receive --dest-map): one line per VM, its
+  // destination's -incoming address and QMP socket.
+  Status WriteDestMap(const std::string& path) const;
   // Compares each source's RAM file with its destination's. Error text names the VM and
   // the first differing offset.
   Status CheckRamIdentical(std::vector<RamDiff>* diffs = nullptr);

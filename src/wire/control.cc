@@ -74,21 +74,16 @@ Result<VmOpenMessage> ParseVmOpen(ByteView bytes) {
   const char* what = "VM_OPEN";
   auto j = ParseObject(what, bytes);
   if (!j.ok()) return j.status();
-  GANGMIG_RETURN_IF_ERROR(OnlyKnown(what, *j, {"name", "dest", "dest_qmp"}));
+  GANGMIG_RETURN_IF_ERROR(OnlyKnown(what, *j, {"name"}));
   VmOpenMessage m;
   GANGMIG_RETURN_IF_ERROR(Field(what, *j, "name", &m.name, true));
-  GANGMIG_RETURN_IF_ERROR(Field(what, *j, "dest", &m.dest, false));
-  GANGMIG_RETURN_IF_ERROR(Field(what, *j, "dest_qmp", &m.dest_qmp, false));
   if (!ValidVmName(m.name))
     return Status::Error("VM_OPEN: field \"name\" must be 1-64 characters of A-Z a-z 0-9 . _ -");
   return m;
 }
 
 std::string SerializeVmOpen(const VmOpenMessage& m) {
-  json j = {{"name", m.name}};
-  if (!m.dest.empty()) j["dest"] = m.dest;
-  if (!m.dest_qmp.empty()) j["dest_qmp"] = m.dest_qmp;
-  return j.dump();
+  return json{{"name", m.name}}.dump();
 }
 
 Result<VmEventMessage> ParseVmEvent(ByteView bytes) {

@@ -13,12 +13,10 @@
 
 namespace gangmig::wire {
 
-// VM_OPEN: the sender names a VM it is about to stream. The sender proposes where the
-// destination listens; the receiver host may override it (--dest-dir).
+// VM_OPEN: the sender names a VM it is about to stream, and nothing else: where its
+// destination listens is the receiver host's decision (migrate/dest_map.h).
 struct VmOpenMessage {
-  std::string name;      // required, 1..64 bytes of [A-Za-z0-9._-]
-  std::string dest;      // optional: where the destination QEMU listens (unix:PATH, tcp:H:P)
-  std::string dest_qmp;  // optional: its QMP socket
+  std::string name;  // required, 1..64 bytes of [A-Za-z0-9._-], not "." or ".."
 };
 
 // VM_EVENT: the receiver tells the sender what happened to a VM's destination.

@@ -52,6 +52,7 @@ constexpr Layout kLayouts[] = {
     {FrameType::kVmEvent, "VM_EVENT", true, false, Tail::kLen16, 1, kMaxJsonLen, false, true},
     {FrameType::kAbort, "ABORT", false, false, Tail::kLen16, 0, kMaxJsonLen, true, true},
     {FrameType::kGoodbye, "GOODBYE", false, false, Tail::kNone, 0, 0, true, false},
+    {FrameType::kPing, "PING", false, false, Tail::kNone, 0, 0, true, true},
 };
 
 const Layout* FindLayout(uint8_t type) {
@@ -171,6 +172,7 @@ void AppendAbort(Bytes* out, std::string_view reason) {
 }
 
 void AppendGoodbye(Bytes* out) { PutType(out, FrameType::kGoodbye); }
+void AppendPing(Bytes* out) { PutType(out, FrameType::kPing); }
 
 // ---- Decoding ------------------------------------------------------------------------
 

@@ -44,6 +44,8 @@ void AppendVmEvent(Bytes* out, uint16_t vm, std::string_view json);
 // A reason longer than kMaxJsonLen bytes is cut to that length.
 void AppendAbort(Bytes* out, std::string_view reason);
 void AppendGoodbye(Bytes* out);
+// A keepalive: either peer sends it after a while of sending nothing else.
+void AppendPing(Bytes* out);
 
 // ---- Decoding ------------------------------------------------------------------------
 

@@ -103,6 +103,10 @@ TEST(WireFrame, EncodedSizes) {
   b.clear();
   AppendGoodbye(&b);
   EXPECT_EQ(b, Bytes{0x21});
+  b.clear();
+  AppendPing(&b);
+  EXPECT_EQ(b, Bytes{0x22});
+  EXPECT_EQ(b.size(), kPingFrameSize);
 }
 
 TEST(WireFrame, AbortReasonIsCut) {
@@ -208,6 +212,8 @@ TEST(WireFrame, Directions) {
   EXPECT_TRUE(MaySend(Peer::kSender, FrameType::kAbort));
   EXPECT_TRUE(MaySend(Peer::kReceiver, FrameType::kAbort));
   EXPECT_FALSE(MaySend(Peer::kReceiver, FrameType::kGoodbye));
+  EXPECT_TRUE(MaySend(Peer::kSender, FrameType::kPing));
+  EXPECT_TRUE(MaySend(Peer::kReceiver, FrameType::kPing));
   EXPECT_FALSE(MaySend(Peer::kSender, FrameType(0x7f)));
   EXPECT_STREQ(FrameTypeName(FrameType::kChannelOpen), "CHANNEL_OPEN");
   EXPECT_EQ(FrameTypeName(FrameType(0x99)), nullptr);
@@ -217,7 +223,7 @@ TEST(WireFrame, Directions) {
 // returns lies inside the body and has in-range fields.
 TEST(WireFrame, RandomBodiesNeverCrash) {
   static const uint8_t kTypes[] = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06,
-                                   0x10, 0x11, 0x12, 0x20, 0x21};
+                                   0x10, 0x11, 0x12, 0x20, 0x21, 0x22};
   Bytes valid;
   AppendVmOpen(&valid, 1, "{}");
   AppendData(&valid, 1, 0, Pattern(20, 0));
@@ -229,7 +235,7 @@ TEST(WireFrame, RandomBodiesNeverCrash) {
     Bytes body;
     if (iter % 2 == 0) {
       body.resize(rng() % 64);
-      for (uint8_t& c : body) c = (rng() % 4 == 0) ? kTypes[rng() % 11] : uint8_t(rng() % 8);
+      for (uint8_t& c : body) c = (rng() % 4 == 0) ? kTypes[rng() % 12] : uint8_t(rng() % 8);
     } else {
       body = valid;
       for (int k = 0; k < 3; k++) body[rng() % body.size()] = uint8_t(rng());

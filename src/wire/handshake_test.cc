@@ -129,7 +129,7 @@ TEST(WireHandshake, UnsupportedVersion) {
   Result<Bytes> r = s.OnClientHello(hello);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().message(),
-            "handshake: unsupported protocol version 1 (this build speaks 5)");
+            "handshake: unsupported protocol version 1 (this build speaks 6)");
 
   ServerHandshake s2(kKey, kFeaturesKnown);
   Bytes sh = *s2.OnClientHello(c.Hello());
@@ -138,7 +138,7 @@ TEST(WireHandshake, UnsupportedVersion) {
   Result<Bytes> r2 = c.OnServerHello(sh);
   ASSERT_FALSE(r2.ok());
   EXPECT_EQ(r2.status().message(),
-            "handshake: unsupported protocol version 256 (this build speaks 5)");
+            "handshake: unsupported protocol version 256 (this build speaks 6)");
 }
 
 TEST(WireHandshake, Version4PeerIsRefused) {
@@ -149,7 +149,13 @@ TEST(WireHandshake, Version4PeerIsRefused) {
   Result<Bytes> r = s.OnClientHello(hello);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().message(),
-            "handshake: unsupported protocol version 4 (this build speaks 5)");
+            "handshake: unsupported protocol version 4 (this build speaks 6)");
+  hello[5] = 5;  // a version 5 sender (VM_OPEN names destinations)
+  ServerHandshake s5(kKey, kFeaturesKnown);
+  Result<Bytes> r5 = s5.OnClientHello(hello);
+  ASSERT_FALSE(r5.ok());
+  EXPECT_EQ(r5.status().message(),
+            "handshake: unsupported protocol version 5 (this build speaks 6)");
 }
 
 TEST(WireHandshake, FeaturesAreTheIntersection) {

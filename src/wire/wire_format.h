@@ -1,4 +1,4 @@
-// Constants of the gangmig wire protocol, version 5: the handshake messages, the record
+// Constants of the gangmig wire protocol, version 6: the handshake messages, the record
 // layer and the frame types. Constants only; the format itself is described in
 // docs/WIRE.md, and the code that reads and writes it lives in handshake.h, record.h and
 // frame.h. Changing any value here changes the protocol: bump kProtocolVersion.
@@ -18,8 +18,9 @@ inline constexpr uint8_t kMagic[4] = {'G', 'G', 'M', 'G'};
 // hello's flags into a feature set that both ends negotiate (and the proofs cover), and
 // adds the ZFRAMES and DELTA frames; version 5 encrypts every record body (AES-256-GCM)
 // under keys from an ephemeral X25519 exchange authenticated by the shared key (forward
-// secrecy).
-inline constexpr uint16_t kProtocolVersion = 5;
+// secrecy); version 6 lets VM_OPEN name a VM only (the receiver host maps names to
+// destinations) and adds PING (keepalive).
+inline constexpr uint16_t kProtocolVersion = 6;
 
 // Features: the ClientHello offers a set, the ServerHello answers the subset both ends
 // use for the session. Bits not defined here are never offered and never agreed.
@@ -79,6 +80,7 @@ enum class FrameType : uint8_t {
   kVmEvent = 0x12,      // receiver: be16 vm | be16 len | JSON
   kAbort = 0x20,        // either:   be16 len | UTF-8 reason
   kGoodbye = 0x21,      // sender:   (no fields)
+  kPing = 0x22,         // either:   (no fields) keepalive
 };
 
 inline constexpr size_t kMaxVms = 1024;     // vm ids 0..1023
@@ -103,6 +105,7 @@ inline constexpr size_t kChannelFrameSize = 4;           // type | vm | channel
 inline constexpr size_t kVmEventHeaderSize = 5;          // type | vm | len
 inline constexpr size_t kAbortHeaderSize = 3;            // type | len
 inline constexpr size_t kGoodbyeFrameSize = 1;           // type
+inline constexpr size_t kPingFrameSize = 1;              // type
 inline constexpr size_t kMaxFrameSize = kDataHeaderSize + kMaxDataLen;
 
 static_assert(kMaxFrameSize <= kMaxRecordBody, "the largest frame must fit in one record");

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "e2e_util.h"
 #include "testbed/ram_compare.h"
@@ -62,11 +63,14 @@ class GangE2E : public ::testing::Test {
     ASSERT_TRUE(st.ok()) << st.message();
   }
 
+  // The receiver maps the scenario's VMs by a --dest-map file (see also DestDir below).
   void StartReceiver(const std::string& key, const std::vector<std::string>& extra = {}) {
     port_ = FreePort();
-    std::vector<std::string> argv = {
-        GANGMIG_BINARY, "receive", "--listen", "127.0.0.1:" + std::to_string(port_),
-        "--key-file",   key,       "--once"};
+    ASSERT_TRUE(scenario_->WriteDestMap(dir_ + "/dest.map").ok());
+    std::vector<std::string> argv = {GANGMIG_BINARY, "receive",    "--listen",
+                                     "127.0.0.1:" + std::to_string(port_),
+                                     "--key-file",   key,          "--dest-map",
+                                     dir_ + "/dest.map", "--once"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     receiver_ = Spawn(argv, dir_ + "/receiver.log");
     ASSERT_TRUE(WaitForText(dir_ + "/receiver.log", "listening", 10000));
@@ -81,8 +85,8 @@ class GangE2E : public ::testing::Test {
     }
     for (const auto& s : scenario_->Specs()) {
       argv.push_back("--vm");
-      argv.push_back("name=" + s.name + ",qmp=" + s.qmp + ",dest=" + s.dest +
-                     ",dest-qmp=" + s.dest_qmp);
+      argv.push_back("name=" + s.name + ",qmp=" + s.qmp +
+                     (direct ? ",dest=" + s.dest + ",dest-qmp=" + s.dest_qmp : ""));
     }
     return argv;
   }
@@ -290,6 +294,61 @@ TEST_F(GangE2E, RunningDestinationsGiveDowntimeToResume) {
   for (auto& vm : scenario_->destinations()) EXPECT_EQ(*vm->QueryStatus(), "running");
 }
 
+// Two source hosts evacuate to one destination host at once: two `gangmig migrate`
+// processes, one receiver serving both sessions side by side, which finds each VM's
+// destination in its --dest-dir by name (the sockets are hard links there, as a
+// host's QEMUs would create them). A third sender naming a VM the directory lacks fails
+// that VM alone, by name, and leaves its source running.
+TEST_F(GangE2E, TwoSendersToOneReceiverWithDestDir) {
+  StartScenario(Config(3, 192));
+  std::string dests = dir_ + "/dests";
+  std::filesystem::create_directory(dests);
+  for (int i = 0; i < 2; ++i) {
+    auto& d = *scenario_->destinations()[i];
+    std::string name = scenario_->sources()[i]->config().name;
+    std::string in = d.config().incoming->substr(5);  // "unix:" + path
+    ASSERT_EQ(link(in.c_str(), (dests + "/" + name + ".sock").c_str()), 0) << in;
+    ASSERT_EQ(link(d.qmp_path().c_str(), (dests + "/" + name + ".qmp").c_str()), 0);
+  }
+  port_ = FreePort();
+  receiver_ = Spawn({GANGMIG_BINARY, "receive", "--listen", "127.0.0.1:" + std::to_string(port_),
+                     "--key-file", key_, "--dest-dir", dests},
+                    dir_ + "/receiver.log");
+  ASSERT_TRUE(WaitForText(dir_ + "/receiver.log", "listening", 10000));
+  std::vector<Child> senders;
+  for (int i = 0; i < 3; ++i) {
+    migrate::VmSpec s = scenario_->GangSpecs()[i];
+    senders.push_back(Spawn({GANGMIG_BINARY, "migrate", "--to", "127.0.0.1:" + std::to_string(port_),
+                             "--key-file", key_, "--report", dir_ + "/report" + std::to_string(i) +
+                             ".json", "--vm", "name=" + s.name + ",qmp=" + s.qmp},
+                            dir_ + "/migrate" + std::to_string(i) + ".log"));
+  }
+  for (int i = 0; i < 3; ++i) {
+    std::string log = dir_ + "/migrate" + std::to_string(i) + ".log";
+    EXPECT_EQ(Wait(senders[i], 300000), i < 2 ? 0 : 1) << ReadFile(log) << Log("receiver.log");
+  }
+  EXPECT_NE(ReadFile(dir_ + "/migrate2.log")
+                .find("vm3: destination: receiver has no destination for vm vm3: " + dests +
+                      "/vm3.sock does not exist"),
+            std::string::npos)
+      << ReadFile(dir_ + "/migrate2.log");
+  // Both sessions ran at the same time: each one's start is logged before either ends.
+  std::string rlog = Log("receiver.log");
+  size_t second_start = rlog.find("session from", rlog.find("session from") + 1);
+  ASSERT_NE(second_start, std::string::npos) << rlog;
+  EXPECT_LT(second_start, rlog.find("session finished")) << rlog;
+  kill(receiver_.pid, SIGTERM);
+  Wait(receiver_, 10000);
+  for (int i = 0; i < 2; ++i) {
+    auto d = testbed::CompareRamFiles(scenario_->sources()[i]->ram_path(),
+                             scenario_->destinations()[i]->ram_path());
+    ASSERT_TRUE(d.ok()) << d.status().message();
+    EXPECT_EQ(d->differing_pages, 0u) << "vm" << i + 1;
+  }
+  EXPECT_EQ(*scenario_->sources()[2]->QueryStatus(), "running");
+  EXPECT_EQ(*scenario_->destinations()[2]->QueryStatus(), "inmigrate");
+}
+
 TEST_F(GangE2E, WrongKeyIsRefusedAndNothingStarts) {
   StartScenario(Config(1, 192));
   std::string other = dir_ + "/other.key";
@@ -314,14 +373,12 @@ TEST_F(GangE2E, WrongKeyIsRefusedAndNothingStarts) {
 TEST_F(GangE2E, UnreachableDestinationFailsBeforeAnythingStarts) {
   StartScenario(Config(2, 192));
   StartReceiver(key_);
+  // The map is read again for each session: vm2 now goes where nobody listens, and a
+  // VM the receiver host does not know at all is refused by name.
+  auto specs = scenario_->Specs();
+  std::ofstream(dir_ + "/dest.map") << "vm1 " << specs[0].dest << " " << specs[0].dest_qmp
+                                    << "\nvm2 unix:" << dir_ << "/nobody.sock\n";
   std::vector<std::string> argv = MigrateArgv(key_);
-  for (auto& a : argv) {
-    auto pos = a.find(",dest=unix:");
-    if (pos != std::string::npos && a.find("name=vm2") == 0) {
-      a = "name=vm2,qmp=" + scenario_->sources()[1]->qmp_path() + ",dest=unix:" + dir_ +
-          "/nobody.sock";
-    }
-  }
   EXPECT_EQ(Migrate(argv, 60000), 1);
   std::string log = Log("migrate.log");
   EXPECT_NE(

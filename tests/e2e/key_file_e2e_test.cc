@@ -62,11 +62,22 @@ TEST_F(KeyFileE2E, ReceiveRefusesAReadableOrGuessableKeyFile) {
             std::string::npos)
       << ReadFile(dir_ + "/r1.log");
 
+  ASSERT_EQ(chmod(key.c_str(), 0600), 0);
+  EXPECT_EQ(Run({"receive", "--listen", "127.0.0.1:0", "--key-file", key, "--once"}, "r2.log"), 2);
+  EXPECT_NE(ReadFile(dir_ + "/r2.log").find("no destinations: pass --dest-dir DIR"),
+            std::string::npos)
+      << ReadFile(dir_ + "/r2.log");
+  EXPECT_EQ(Run({"receive", "--listen", "127.0.0.1:0", "--key-file", key, "--dest-map",
+                 dir_ + "/missing.map"},
+                "r3.log"),
+            2);
+  EXPECT_NE(ReadFile(dir_ + "/r3.log").find("cannot read destination map"), std::string::npos);
+
   std::string weak = dir_ + "/weak";
   std::ofstream(weak) << "passwordpassword\n";
   ASSERT_EQ(chmod(weak.c_str(), 0600), 0);
   EXPECT_EQ(Run({"migrate", "--to", "127.0.0.1:1", "--key-file", weak, "--vm",
-                 "name=a,qmp=/nonexistent,dest=unix:/nonexistent"},
+                 "name=a,qmp=/nonexistent"},
                 "m1.log"),
             2);
   EXPECT_NE(ReadFile(dir_ + "/m1.log").find("the key looks guessable"), std::string::npos)
