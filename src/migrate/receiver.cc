@@ -34,7 +34,12 @@ Status Handshake(int fd, const ReceiverOptions& o, wire::SessionKeys* keys, uint
   wire::ServerHandshake hs(o.key, o.features);
   Bytes hello(wire::kClientHelloSize);
   GANGMIG_RETURN_IF_ERROR(net::ReadFull(fd, hello.data(), wire::kHelloHeaderSize, left_ms()));
-  GANGMIG_RETURN_IF_ERROR(wire::CheckHelloHeader(hello));  // an old sender is told at once
+  Status header = wire::CheckHelloHeader(hello);
+  if (!header.ok()) {
+    // A sender of another version is told ours (and can name both), then refused.
+    if (wire::IsOtherVersion(hello)) (void)net::WriteFull(fd, wire::VersionHeader(), left_ms());
+    return header;
+  }
   GANGMIG_RETURN_IF_ERROR(net::ReadFull(fd, hello.data() + wire::kHelloHeaderSize,
                                         hello.size() - wire::kHelloHeaderSize, left_ms()));
   auto reply = hs.OnClientHello(hello);

@@ -360,5 +360,42 @@ TEST(ReceiverHandshakes, IdleStrangersDoNotDelayARealSender) {
   EXPECT_EQ(closed, int(strangers.size()));
 }
 
+// A sender of another protocol version is answered with the receiver's own hello
+// header (so it can name both versions), then refused; the receiver keeps serving.
+TEST(ReceiverHandshakes, OtherVersionIsToldOurs) {
+  auto l = net::Listen(*net::ParseAddress("127.0.0.1:0"));
+  uint16_t port = *net::LocalPort(l->get());
+  l->Reset();
+  ReceiverOptions o;
+  o.listen = "127.0.0.1:" + std::to_string(port);
+  o.key = kKey;
+  o.once = true;
+  o.verbose = false;
+  o.dest_dir = "/nonexistent";
+  auto result = std::async(std::launch::async, [o] { return RunReceiver(o); });
+  net::Fd old;
+  for (int i = 0; i < 200 && !old.valid(); ++i) {
+    old = ConnectFrom("127.0.0.5", port);
+    if (!old.valid()) usleep(20000);
+  }
+  ASSERT_TRUE(old.valid());
+  wire::ClientHandshake c(kKey, wire::kFeaturesKnown);
+  Bytes hello = c.Hello();
+  hello[5] = 5;  // a version 5 sender
+  ASSERT_TRUE(net::WriteFull(old.get(), hello, 1000).ok());
+  Bytes answer(wire::kHelloHeaderSize);
+  ASSERT_TRUE(net::ReadFull(old.get(), answer.data(), answer.size(), 2000).ok());
+  EXPECT_EQ(answer, wire::VersionHeader());
+  EXPECT_EQ(wire::CheckHelloHeader(answer).ok(), true);
+  uint8_t more;
+  EXPECT_FALSE(net::ReadFull(old.get(), &more, 1, 2000).ok());  // then closed
+  FakeSender sender;
+  ASSERT_TRUE(sender.Connect(port).ok());
+  Bytes bye;
+  wire::AppendGoodbye(&bye);
+  ASSERT_TRUE(sender.Send(bye).ok());
+  EXPECT_TRUE(result.get().ok());
+}
+
 }  // namespace
 }  // namespace gangmig::migrate

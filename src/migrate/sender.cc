@@ -89,17 +89,23 @@ struct Rollback {
   }
 };
 
-// migrate_cancel, then close QEMU's sockets (QEMU sees the stream break), wait for QEMU to
-// leave the migration, and `cont` a source that was running and is not any more.
+// Close QEMU's sockets first (QEMU sees the stream break: a QEMU blocked writing its last
+// round into a full socket, the lock that its monitor needs held, is freed by that), then
+// migrate_cancel, wait for QEMU to leave the migration, and `cont` a source that was
+// running and is not any more. A monitor that stopped answering is reconnected once.
 void RollBackSource(VmMonitor* monitor, const std::string& was_status, std::vector<net::Fd> fds,
                     Rollback* out) {
+  fds.clear();
   VmSnapshot s = monitor->Snapshot();
   if (s.qmp_lost) {
-    out->outcome = "; cannot reach the source QMP to check it";
-    return;
+    Status again = monitor->Reconnect(timeouts::kQmpMs);
+    if (!again.ok()) {
+      out->outcome = "; cannot reach the source QMP to check it (" + again.message() + ")";
+      return;
+    }
+    monitor->WaitForFreshSnapshot(timeouts::kQmpMs);
   }
   (void)monitor->Execute("migrate_cancel", json::object(), timeouts::kQmpMs);
-  fds.clear();
   int64_t deadline = MonotonicMicros() + timeouts::kCancelSettleMs * 1000LL;
   while (MonotonicMicros() < deadline) {
     monitor->WaitForFreshSnapshot(1000);
@@ -229,9 +235,15 @@ Status Sender::Connect() {
       setsockopt(net_.get(), IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
       hs = std::make_unique<wire::ClientHandshake>(opt_.key, opt_.features);
       st = net::WriteFull(net_.get(), hs->Hello(), left_ms());
+      // The header first: a receiver of another version sends only that, then closes.
       Bytes server_hello(wire::kServerHelloSize);
+      if (st.ok()) st = net::ReadFull(net_.get(), server_hello.data(), wire::kHelloHeaderSize, left_ms());
+      if (st.ok() && wire::IsOtherVersion(server_hello))
+        return wire::CheckHelloHeader(server_hello)
+            .WithContext("receiver " + opt_.receiver + " (upgrade one end: both must speak the same version)");
       if (st.ok())
-        st = net::ReadFull(net_.get(), server_hello.data(), server_hello.size(), left_ms());
+        st = net::ReadFull(net_.get(), server_hello.data() + wire::kHelloHeaderSize,
+                           server_hello.size() - wire::kHelloHeaderSize, left_ms());
       if (st.ok()) {
         proof = hs->OnServerHello(server_hello);
         if (!proof.ok()) return proof.status().WithContext("receiver " + opt_.receiver);

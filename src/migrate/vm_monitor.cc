@@ -35,6 +35,25 @@ Result<nlohmann::json> VmMonitor::Execute(const std::string& command, const nloh
   return r;
 }
 
+Status VmMonitor::Reconnect(int timeout_ms) {
+  if (!Snapshot().qmp_lost) return Status::Ok();
+  if (thread_.joinable()) thread_.join();  // it returns once qmp_lost is set
+  {
+    std::lock_guard<std::mutex> l(client_mu_);
+    client_.reset();
+    auto c = qmp::Client::Connect(path_, timeout_ms);
+    if (!c.ok()) return c.status();
+    client_ = std::move(c).value();
+  }
+  {
+    std::lock_guard<std::mutex> l(snap_mu_);
+    snap_.qmp_lost = false;
+    snap_.qmp_error.clear();
+  }
+  thread_ = std::thread([this] { Loop(); });
+  return Status::Ok();
+}
+
 void VmMonitor::EnableMigrationEvents() {
   nlohmann::json caps = {{"capabilities", {{{"capability", "events"}, {"state", true}}}}};
   (void)Execute("migrate-set-capabilities", caps, 5000);

@@ -55,6 +55,10 @@ class VmMonitor {
   // with QEMU's own timestamps. It changes nothing in the stream. Best effort.
   void EnableMigrationEvents();
   const std::string& path() const { return path_; }
+  // After qmp_lost: drops the old connection (QMP serves one client at a time) and
+  // connects afresh, then polls as before. For a QEMU that did not answer in time (say,
+  // blocked writing its migration stream) rather than one that died.
+  Status Reconnect(int timeout_ms);
 
  private:
   void Loop();

@@ -76,6 +76,18 @@ Status CheckHelloHeader(ByteView hello) {
   return Status::Ok();
 }
 
+bool IsOtherVersion(ByteView header) {
+  return header.size() >= kHelloHeaderSize &&
+         std::memcmp(header.data(), kMagic, sizeof(kMagic)) == 0 &&
+         LoadBE16(header.data() + 4) != kProtocolVersion;
+}
+
+Bytes VersionHeader() {
+  Bytes h;
+  PutHelloHeader(&h, 0);
+  return h;
+}
+
 namespace {
 
 Status CheckSize(const char* what, ByteView message, size_t expected) {

@@ -48,6 +48,12 @@ Status ValidateKey(ByteView key);
 // kHelloHeaderSize bytes suffice: read them first, so that a peer of another version is
 // told so instead of waiting for bytes it will never send).
 Status CheckHelloHeader(ByteView hello);
+// True when `header` (kHelloHeaderSize bytes) is a gangmig hello of another version: the
+// receiver then answers with VersionHeader() before it closes, so that the sender can
+// say which versions met (it reads the ServerHello's header first).
+bool IsOtherVersion(ByteView header);
+// magic | this build's version | no features: the answer to a peer of another version.
+Bytes VersionHeader();
 
 // A fresh random nonce from the OpenSSL CSPRNG (aborts if the CSPRNG fails).
 Nonce RandomNonce();

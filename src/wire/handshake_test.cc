@@ -158,6 +158,18 @@ TEST(WireHandshake, Version4PeerIsRefused) {
             "handshake: unsupported protocol version 5 (this build speaks 6)");
 }
 
+TEST(WireHandshake, OtherVersionIsRecognisedByItsHeader) {
+  ClientHandshake c(kKey, kFeaturesKnown);
+  Bytes hello = c.Hello();
+  EXPECT_FALSE(IsOtherVersion(hello));
+  EXPECT_FALSE(IsOtherVersion(VersionHeader()));
+  hello[5] = 7;
+  EXPECT_TRUE(IsOtherVersion(hello));
+  hello[0] = 'X';  // not gangmig at all: refused without an answer
+  EXPECT_FALSE(IsOtherVersion(hello));
+  EXPECT_EQ(HexString(VersionHeader()), "47474d4700060000");
+}
+
 TEST(WireHandshake, FeaturesAreTheIntersection) {
   ClientHandshake c(kKey, kFeatureZstd | kFeatureDelta);
   ServerHandshake s(kKey, kFeatureZstd);

@@ -84,4 +84,79 @@ bool WaitForText(const std::string& path, const std::string& needle, int timeout
   return false;
 }
 
+StallingRelay::StallingRelay(int to_port) : to_port_(to_port) {
+  listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), len) != 0 || listen(listen_fd_, 8) != 0 ||
+      getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+    return;
+  port_ = ntohs(a.sin_port);
+  acceptor_ = std::thread([this] { Accept(); });
+}
+
+StallingRelay::~StallingRelay() {
+  closing_ = true;
+  shutdown(listen_fd_, SHUT_RDWR);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (int fd : fds_) shutdown(fd, SHUT_RDWR);
+  }
+  if (acceptor_.joinable()) acceptor_.join();
+  for (auto& t : threads_) t.join();
+  for (int fd : fds_) close(fd);
+  close(listen_fd_);
+}
+
+void StallingRelay::Accept() {
+  for (;;) {
+    int in = accept(listen_fd_, nullptr, nullptr);
+    if (in < 0 || closing_) {
+      if (in >= 0) close(in);
+      return;
+    }
+    int out = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(uint16_t(to_port_));
+    if (connect(out, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+      close(in);
+      close(out);
+      continue;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    fds_.push_back(in);
+    fds_.push_back(out);
+    threads_.emplace_back([this, in, out] { Pump(in, out); });
+    threads_.emplace_back([this, in, out] { Pump(out, in); });
+  }
+}
+
+// One direction of one connection. Once stalled it reads nothing more, so the sender's
+// and the receiver's socket buffers fill and their writes stop, as on a dead link.
+void StallingRelay::Pump(int from, int to) {
+  char buf[64 * 1024];
+  while (!closing_) {
+    if (stalled_) {
+      usleep(10000);
+      continue;
+    }
+    ssize_t n = read(from, buf, sizeof(buf));
+    if (n <= 0) {
+      shutdown(to, SHUT_WR);
+      return;
+    }
+    if (stalled_) continue;  // read just as the link died: dropped
+    for (ssize_t done = 0; done < n;) {
+      ssize_t w = write(to, buf + done, size_t(n - done));
+      if (w <= 0) return;
+      done += w;
+    }
+    forwarded_ += uint64_t(n);
+  }
+}
+
 }  // namespace gangmig::e2e

@@ -1,0 +1,192 @@
+// The fault matrix (issue 10, item 8; docs/DESIGN.md "Faults"): real QEMU guests, a real
+// sender and receiver, and one fault each -- the sender killed, the link stalled (bytes
+// dropped, the connection left open) during pre-copy and at switchover, the receiver
+// frozen, a destination that stops reading. Every time, each source VM that was not
+// migrated runs where it was, no destination runs, and the message says what failed.
+// (The receiver killed, a destination killed, Ctrl-C: gang_e2e_test.cc.)
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+
+#include "e2e_util.h"
+#include "gang_fixture.h"
+
+namespace gangmig::e2e {
+namespace {
+
+class FaultE2E : public GangE2E {
+ protected:
+  // A gang that takes a while: the fault lands mid-stream.
+  void StartSlowGang(int vms) {
+    ScenarioConfig c = Config(vms, 192);
+    c.max_bandwidth = 4 << 20;
+    c.dirty_rate = 300;
+    StartScenario(c);
+  }
+  // `migrate` through `relay` (or straight to the receiver when null).
+  Child StartMigrate(StallingRelay* relay = nullptr) {
+    std::vector<std::string> argv = MigrateArgv(key_);
+    if (relay)
+      for (auto& a : argv)
+        if (a == "127.0.0.1:" + std::to_string(port_)) a = "127.0.0.1:" + std::to_string(relay->port());
+    Child m = Spawn(argv, dir_ + "/migrate.log");
+    EXPECT_TRUE(WaitForText(dir_ + "/receiver.log", "connected to destination", 30000))
+        << Log("receiver.log");
+    return m;
+  }
+  // Every VM of the report failed, its source running again.
+  void ExpectAllRolledBack() {
+    nlohmann::json r = ReadJson(dir_ + "/report.json");
+    ASSERT_FALSE(r.is_discarded()) << Log("migrate.log");
+    for (const auto& vm : r["vms"]) {
+      EXPECT_EQ(vm["status"], "failed") << vm.dump();
+      EXPECT_EQ(vm["source_final_state"], "running") << vm.dump();
+    }
+    ExpectSourcesRunning();
+    ExpectNoDestinationRunning();
+  }
+  // Waits until some source has stopped for its switchover (QEMU's run state).
+  bool WaitForSwitchover(int timeout_ms) {
+    for (int i = 0; i < timeout_ms / 5; ++i) {
+      for (auto& vm : scenario_->sources()) {
+        auto st = vm->QueryStatus();
+        if (st.ok() && *st != "running") return true;
+      }
+      usleep(5000);
+    }
+    return false;
+  }
+};
+
+// The sender dies (SIGKILL: no rollback of its own). Each source QEMU sees its migration
+// connection close, fails the migration and keeps running; the receiver sees the
+// session break and closes every destination's stream, so none can load.
+TEST_F(FaultE2E, SenderKilledMidGang) {
+  StartSlowGang(3);
+  StartReceiver(key_);
+  Child m = StartMigrate();
+  sleep(2);
+  ASSERT_TRUE(Running(m)) << "migration ended before the sender could be killed";
+  kill(m.pid, SIGKILL);
+  Wait(m, 5000);
+  EXPECT_EQ(Wait(receiver_, 30000), 1) << Log("receiver.log");
+  EXPECT_NE(Log("receiver.log").find("connection to the sender lost"), std::string::npos)
+      << Log("receiver.log");
+  for (auto& vm : scenario_->sources()) {
+    std::string state;
+    for (int i = 0; i < 200 && state != "failed"; ++i) {
+      auto mig = vm->harness().Execute("query-migrate");
+      state = mig.ok() ? mig->value("status", "") : "";
+      if (state != "failed") usleep(50000);
+    }
+    EXPECT_EQ(state, "failed") << vm->config().name;
+  }
+  ExpectSourcesRunning();
+  ExpectNoDestinationRunning();
+}
+
+// The link stops carrying bytes but stays open, during pre-copy. Neither end hears from
+// the other: after 30 s the sender gives up and rolls back every VM, and the receiver
+// ends the session and closes the destinations' streams.
+TEST_F(FaultE2E, LinkStalledDuringPrecopy) {
+  StartSlowGang(2);
+  StartReceiver(key_);
+  StallingRelay relay(port_);
+  ASSERT_GT(relay.port(), 0);
+  Child m = StartMigrate(&relay);
+  sleep(2);
+  ASSERT_TRUE(Running(m)) << "migration ended before the link could stall";
+  relay.Stall();
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(Wait(m, 120000), 1) << Log("migrate.log");
+  double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_GE(waited, 25.0);
+  std::string log = Log("migrate.log");
+  EXPECT_NE(log.find("no data from the receiver for 30 s (link stalled or receiver stopped)"),
+            std::string::npos)
+      << log;
+  ExpectAllRolledBack();
+  EXPECT_EQ(Wait(receiver_, 60000), 1) << Log("receiver.log");
+  EXPECT_NE(Log("receiver.log").find("no data from the sender for 30 s"), std::string::npos)
+      << Log("receiver.log");
+  ExpectNoDestinationRunning();
+}
+
+// The same, the moment a source has stopped for its switchover: the source is rolled
+// back (migrate_cancel, or `cont` if it already completed), the destination never runs.
+TEST_F(FaultE2E, LinkStalledAtSwitchover) {
+  ScenarioConfig c = Config(2, 192);
+  c.max_bandwidth = 64 << 20;
+  StartScenario(c);
+  StartReceiver(key_);
+  StallingRelay relay(port_);
+  Child m = StartMigrate(&relay);
+  ASSERT_TRUE(WaitForSwitchover(120000)) << Log("migrate.log");
+  relay.Stall();
+  EXPECT_EQ(Wait(m, 120000), 1) << Log("migrate.log");
+  std::string log = Log("migrate.log");
+  EXPECT_NE(log.find("no data from the receiver for 30 s"), std::string::npos) << log;
+  nlohmann::json r = ReadJson(dir_ + "/report.json");
+  for (const auto& vm : r["vms"]) {
+    // A VM whose destination confirmed the load before the stall completed; every other
+    // one is rolled back and runs on its source.
+    if (vm["status"] == "completed") continue;
+    EXPECT_EQ(vm["source_final_state"], "running") << vm.dump();
+  }
+  ExpectNoDestinationRunning();
+  Wait(receiver_, 60000);
+}
+
+// The receiver is frozen (SIGSTOP), the connection open: the sender rolls back after
+// 30 s of silence. When the receiver wakes up, it finds the session gone and closes the
+// destinations' streams; none runs.
+TEST_F(FaultE2E, ReceiverFrozen) {
+  StartSlowGang(2);
+  StartReceiver(key_);
+  Child m = StartMigrate();
+  sleep(2);
+  ASSERT_TRUE(Running(m));
+  kill(receiver_.pid, SIGSTOP);
+  EXPECT_EQ(Wait(m, 120000), 1) << Log("migrate.log");
+  EXPECT_NE(Log("migrate.log").find("no data from the receiver for 30 s"), std::string::npos)
+      << Log("migrate.log");
+  ExpectAllRolledBack();
+  kill(receiver_.pid, SIGCONT);
+  EXPECT_EQ(Wait(receiver_, 60000), 1) << Log("receiver.log");
+  ExpectNoDestinationRunning();
+}
+
+// One destination QEMU stops reading its stream (SIGSTOP): after 30 s the receiver fails
+// that VM alone (the sender rolls it back), while the other VM completes byte for byte.
+TEST_F(FaultE2E, DestinationStopsReading) {
+  ScenarioConfig c = Config(2, 192);
+  c.max_bandwidth = 8 << 20;
+  StartScenario(c);
+  StartReceiver(key_);
+  Child m = StartMigrate();
+  sleep(2);
+  pid_t frozen = scenario_->destinations()[0]->pid();
+  ASSERT_GT(frozen, 0);
+  kill(frozen, SIGSTOP);
+  int rc = Wait(m, 240000);
+  kill(frozen, SIGCONT);
+  EXPECT_EQ(rc, 1) << Log("migrate.log");
+  std::string log = Log("migrate.log");
+  EXPECT_NE(log.find("vm1: destination: the destination QEMU took none of the"), std::string::npos)
+      << log;
+  nlohmann::json r = ReadJson(dir_ + "/report.json");
+  ASSERT_EQ(r["vms"].size(), 2u);
+  EXPECT_EQ(r["vms"][0]["status"], "failed") << r["vms"][0].dump();
+  EXPECT_EQ(r["vms"][1]["status"], "completed") << r["vms"][1].dump();
+  EXPECT_EQ(*scenario_->sources()[0]->QueryStatus(), "running");
+  auto diff = testbed::CompareRamFiles(scenario_->sources()[1]->ram_path(),
+                                       scenario_->destinations()[1]->ram_path());
+  ASSERT_TRUE(diff.ok()) << diff.status().message();
+  EXPECT_EQ(diff->differing_pages, 0u);
+  ExpectNoDestinationRunning();
+}
+
+}  // namespace
+}  // namespace gangmig::e2e
