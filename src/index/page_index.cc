@@ -94,8 +94,13 @@ uint64_t PageIndex::RandomSeed() {
   return seed;
 }
 
-PageIndex::Lookup PageIndex::FindOrInsert(ByteView page) {
+FastHash PageIndex::KeyOf(ByteView page) const {
   FastHash key = FastHashOf(page, options_.seed, options_.hash_bits);
+  heads_.Prefetch(key);
+  return key;
+}
+
+PageIndex::Lookup PageIndex::FindOrInsert(ByteView page, const FastHash& key) {
   HeadTable::Slot* head = heads_.Find(key);
   std::optional<Digest> sha;
   int depth = 0;

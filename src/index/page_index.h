@@ -94,7 +94,12 @@ class PageIndex {
   explicit PageIndex(const Options& options);
 
   // REQUIRES: page.size() == kPageSize
-  Lookup FindOrInsert(ByteView page);
+  Lookup FindOrInsert(ByteView page) { return FindOrInsert(page, KeyOf(page)); }
+  // The same in two steps, so that a caller can do other work while the index's memory
+  // for `page` loads: KeyOf hashes the page and starts that load; FindOrInsert then takes
+  // the key. REQUIRES: key == KeyOf(page)
+  FastHash KeyOf(ByteView page) const;
+  Lookup FindOrInsert(ByteView page, const FastHash& key);
   size_t size() const { return next_.size(); }
   // The sender's copy of page `id` when it keeps one (ids inside the copy budget), else
   // an empty view. REQUIRES: id < size()
