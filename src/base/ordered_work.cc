@@ -64,7 +64,10 @@ std::unique_ptr<OrderedWork::Task> OrderedWork::PopDone(bool wait) {
   return t;
 }
 
+// Without workers nothing ever writes the eventfd, so there is nothing to drain (and
+// the read, a system call per loop turn, is skipped: ~5 us each in a VM).
 void OrderedWork::Rearm() {
+  if (workers_.empty()) return;
   uint64_t v;
   while (read(wake_fd_, &v, sizeof(v)) == sizeof(v)) {
   }

@@ -52,7 +52,8 @@ class OrderedWork {
 
   size_t queued() const { return order_.size(); }  // submitted, not yet popped
   int threads() const { return int(workers_.size()); }
-  // A descriptor that polls readable after a task finished; Rearm() after draining.
+  // A descriptor that polls readable after a task finished; Rearm() after draining
+  // (with 0 threads it never becomes readable and Rearm() costs nothing).
   int wake_fd() const { return wake_fd_; }
   void Rearm();
 

@@ -38,10 +38,21 @@ class SourceCore::ChannelEncoder : public qemu_stream::StreamSink {
 
   void OnLiteral(ByteView bytes) override { PutBytes(&literal_, bytes); }
   void OnPage(ByteView page, const qemu_stream::PageLocation& where) override;
-  // Emits held literal bytes as DATA frames (at most kMaxDataLen each).
+  // Emits the held page, then held literal bytes as DATA frames (at most kMaxDataLen
+  // each). `input` is the caller's bytes being fed (empty outside Feed): a page that
+  // lies inside them may be held until the next frame or the end of Feed.
   void FlushLiteral();
+  void SetInput(ByteView input) { input_ = input; }
 
  private:
+  struct HeldPage {
+    ByteView page;  // empty: none held
+    qemu_stream::PageLocation where;
+    index::FastHash key;
+  };
+
+  void FlushPage();
+  void Encode(ByteView page, const qemu_stream::PageLocation& where, const index::FastHash& key);
   uint32_t* LastSlot(const qemu_stream::PageLocation& where);
   bool SendDelta(ByteView page, uint32_t base);
 
@@ -51,12 +62,37 @@ class SourceCore::ChannelEncoder : public qemu_stream::StreamSink {
   uint8_t ch_;
   Bytes literal_;
   Bytes delta_;  // scratch
+  ByteView input_;
+  HeldPage held_;
 };
 
+// Pages are encoded one behind: the page that arrives is hashed (which starts loading its
+// slot of the index) and held while the page before it is encoded, so that cache miss
+// overlaps useful work instead of stalling. Only a page inside the fed bytes is held
+// (the parser's own buffer may change before it calls again); frames keep their order
+// because whatever emits a frame first emits the held page.
 void SourceCore::ChannelEncoder::OnPage(ByteView page, const qemu_stream::PageLocation& where) {
+  index::FastHash key = core_->index_.KeyOf(page);
   FlushLiteral();
+  if (!input_.empty() && page.data() >= input_.data() &&
+      page.data() + page.size() <= input_.data() + input_.size()) {
+    held_ = {page, where, key};
+    return;
+  }
+  Encode(page, where, key);
+}
+
+void SourceCore::ChannelEncoder::FlushPage() {
+  if (held_.page.empty()) return;
+  HeldPage h = held_;
+  held_.page = ByteView();
+  Encode(h.page, h.where, h.key);
+}
+
+void SourceCore::ChannelEncoder::Encode(ByteView page, const qemu_stream::PageLocation& where,
+                                        const index::FastHash& key) {
   Bytes* out = core_->frames_;
-  auto look = core_->index_.FindOrInsert(page);
+  auto look = core_->index_.FindOrInsert(page, key);
   uint32_t* last = core_->options_.delta ? LastSlot(where) : nullptr;
   if (!look.inserted) {
     wire::AppendRef(out, vm_id_, ch_, look.id);
@@ -95,6 +131,7 @@ uint32_t* SourceCore::ChannelEncoder::LastSlot(const qemu_stream::PageLocation& 
 }
 
 void SourceCore::ChannelEncoder::FlushLiteral() {
+  FlushPage();
   for (size_t at = 0; at < literal_.size(); at += wire::kMaxDataLen) {
     size_t n = std::min(wire::kMaxDataLen, literal_.size() - at);
     wire::AppendData(core_->frames_, vm_id_, ch_, ByteView(literal_.data() + at, n));
@@ -127,12 +164,14 @@ void SourceCore::Feed(uint16_t vm, uint8_t ch, ByteView bytes) {
   size_t before = frames_->size();
   ChannelEncoder& enc = *v.channels[ch];
   if (ch == 0) {
+    enc.SetInput(bytes);
     v.parser->Feed(bytes);
   } else {
     enc.OnLiteral(bytes);
     v.stats.extra_channel_bytes += bytes.size();
   }
   enc.FlushLiteral();
+  enc.SetInput(ByteView());
   v.stats.frame_bytes += frames_->size() - before;
 }
 

@@ -14,8 +14,8 @@
 // kMaxChain ids; a new content whose chain is full still gets an id (the receiver numbers
 // every PAGE frame) but is not linked, so crafted collisions cannot make lookups slow.
 //
-// Memory: ~40 bytes of map and chain per distinct page, plus 4 KiB per page under the
-// copy budget or 32 bytes past it.
+// Memory: 52 to 100 bytes of map (head_table.cc) and chain per distinct page, plus
+// 4 KiB per page under the copy budget or 32 bytes past it.
 #include "index/page_index.h"
 
 #include <sys/mman.h>
@@ -94,19 +94,24 @@ uint64_t PageIndex::RandomSeed() {
   return seed;
 }
 
-PageIndex::Lookup PageIndex::FindOrInsert(ByteView page) {
-  auto [head, fresh] =
-      heads_.try_emplace(FastHashOf(page, options_.seed, options_.hash_bits), kNone);
+FastHash PageIndex::KeyOf(ByteView page) const {
+  FastHash key = FastHashOf(page, options_.seed, options_.hash_bits);
+  heads_.Prefetch(key);
+  return key;
+}
+
+PageIndex::Lookup PageIndex::FindOrInsert(ByteView page, const FastHash& key) {
+  HeadTable::Slot* head = heads_.Find(key);
   std::optional<Digest> sha;
   int depth = 0;
-  for (uint32_t id = head->second; id != kNone; id = next_[id], ++depth) {
+  for (uint32_t id = head->id; id != kNone; id = next_[id], ++depth) {
     if (Matches(id, page, &sha)) return Lookup{id, false};
     ++stats_.hash_collisions;
   }
   uint32_t id = Insert(page, &sha);
   if (depth < kMaxChain) {
-    next_[id] = head->second;
-    head->second = id;
+    next_[id] = head->id;
+    heads_.Set(head, key, id);
   } else {
     ++stats_.unlinked;
   }

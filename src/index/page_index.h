@@ -16,10 +16,10 @@
 #include <cstring>
 #include <memory>
 #include <optional>
-#include <unordered_map>
 #include <vector>
 
 #include "base/bytes.h"
+#include "index/head_table.h"
 
 namespace gangmig::index {
 
@@ -45,12 +45,8 @@ class Fingerprinter {
   EVP_MD_CTX* ctx_;
 };
 
-// The fast candidate hash: XXH3-128 with a per-session secret seed.
-struct FastHash {
-  uint64_t lo = 0, hi = 0;
-  bool operator==(const FastHash& o) const { return lo == o.lo && hi == o.hi; }
-};
-// `bits` < 128 keeps only the low `bits` bits (tests use it to force collisions).
+// The fast candidate hash (head_table.h) of `page`. `bits` < 128 keeps only the low
+// `bits` bits (tests use it to force collisions).
 FastHash FastHashOf(ByteView page, uint64_t seed, int bits = 128);
 
 // Receiver side (and the sender's verification copies): page id -> content. Pages live
@@ -98,7 +94,12 @@ class PageIndex {
   explicit PageIndex(const Options& options);
 
   // REQUIRES: page.size() == kPageSize
-  Lookup FindOrInsert(ByteView page);
+  Lookup FindOrInsert(ByteView page) { return FindOrInsert(page, KeyOf(page)); }
+  // The same in two steps, so that a caller can do other work while the index's memory
+  // for `page` loads: KeyOf hashes the page and starts that load; FindOrInsert then takes
+  // the key. REQUIRES: key == KeyOf(page)
+  FastHash KeyOf(ByteView page) const;
+  Lookup FindOrInsert(ByteView page, const FastHash& key);
   size_t size() const { return next_.size(); }
   // The sender's copy of page `id` when it keeps one (ids inside the copy budget), else
   // an empty view. REQUIRES: id < size()
@@ -114,17 +115,13 @@ class PageIndex {
   static constexpr uint32_t kNone = UINT32_MAX;
   static constexpr int kMaxChain = 8;  // distinct contents kept per fast-hash value
 
-  struct FastHashHasher {
-    size_t operator()(const FastHash& h) const { return size_t(h.lo); }
-  };
-
   bool Matches(uint32_t id, ByteView page, std::optional<Digest>* sha);
   uint32_t Insert(ByteView page, std::optional<Digest>* sha);
   const Digest& Sha(ByteView page, std::optional<Digest>* sha);
 
   Options options_;
   uint32_t copy_pages_;  // ids below this are verified against copies_
-  std::unordered_map<FastHash, uint32_t, FastHashHasher> heads_;
+  HeadTable heads_;              // fast hash -> newest id with it
   std::vector<uint32_t> next_;   // id -> next id with the same fast hash (kNone ends)
   PageStore copies_;             // contents of ids < copy_pages_
   std::vector<Digest> digests_;  // SHA-256 of ids >= copy_pages_
