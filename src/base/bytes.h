@@ -35,6 +35,11 @@ inline void StoreBE32(uint8_t* p, uint32_t v) {
   p[3] = uint8_t(v);
 }
 
+inline void StoreBE64(uint8_t* p, uint64_t v) {
+  StoreBE32(p, uint32_t(v >> 32));
+  StoreBE32(p + 4, uint32_t(v));
+}
+
 inline void PutU8(Bytes* out, uint8_t v) { out->push_back(v); }
 inline void PutBE16(Bytes* out, uint16_t v) {
   out->push_back(uint8_t(v >> 8));
