@@ -89,7 +89,8 @@ const char kReceiveHelp[] =
     "usage: gangmig receive --listen HOST:PORT --key-file FILE\n"
     "                       (--dest-dir DIR | --dest-map FILE | both) [--once] [--quiet]\n"
     "                       [--max-buffer MIB] [--max-session-buffer MIB]\n"
-    "                       [--max-store MIB] [--disable zstd,delta] [--threads N]\n\n"
+    "                       [--max-store MIB] [--disable zstd,delta] [--threads N]\n"
+    "                       [--cache DIR [--cache-size MIB]]\n\n"
     "Destination end. Waits for an authenticated sender, connects to each VM's\n"
     "destination QEMU (started with -incoming ADDR, and preferably -S so nothing runs\n"
     "before the operator resumes it), rebuilds each stream byte for byte and relays the\n"
@@ -109,6 +110,11 @@ const char kReceiveHelp[] =
     "                      unix:PATH or tcp:HOST:PORT; read again for every session;\n"
     "                      its entries come before --dest-dir. A VM with no\n"
     "                      destination fails (the others go on)\n"
+    "  --cache DIR         keep every distinct page received, on disk in DIR (mode 0700,\n"
+    "                      created if missing), named by its SHA-256, across sessions\n"
+    "                      and restarts (`gangmig cache stat DIR` shows it)\n"
+    "  --cache-size MIB    the cache's bound (default 8192); the oldest pages go first,\n"
+    "                      pages in use get a second chance\n"
     "  --once              exit after one session (exit status 1 if it failed)\n"
     "  --max-buffer MIB    stream bytes queued towards one destination QEMU before the\n"
     "                      link is paused (default 8). Counted before frames expand (a\n"
@@ -310,6 +316,13 @@ int RunReceive(const Args& args) {
       opt.dest_dir = v;
     else if (k == "--dest-map")
       opt.dest_map = v;
+    else if (k == "--cache")
+      opt.cache_dir = v;
+    else if (k == "--cache-size") {
+      auto n = ParseNumber(k, v, 64, 64 << 20);  // MiB
+      if (!n.ok()) return Usage(kReceiveHelp, n.status().message());
+      opt.cache_size = uint64_t(*n) << 20;
+    }
     else if (k == "--max-buffer") {
       auto n = ParseNumber(k, v, 1, 1024);
       if (!n.ok()) return Usage(kReceiveHelp, n.status().message());

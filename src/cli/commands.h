@@ -20,11 +20,13 @@ extern const char kReceiveHelp[];
 extern const char kDemoHelp[];
 extern const char kKeygenHelp[];
 extern const char kBenchHelp[];
+extern const char kCacheHelp[];
 
 int RunMigrate(const Args& args);
 int RunReceive(const Args& args);
 int RunDemo(const Args& args);
 int RunKeygen(const Args& args);
 int RunBench(const Args& args);
+int RunCache(const Args& args);
 
 }  // namespace gangmig::cli

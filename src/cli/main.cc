@@ -22,6 +22,7 @@ const Command kCommands[] = {
     {"bench", "run the benchmark scenarios (gang vs plain QEMU) and write results/", kBenchHelp,
      RunBench},
     {"keygen", "write a new random shared key file", kKeygenHelp, RunKeygen},
+    {"cache", "show or fill a receiver's page cache (receive --cache DIR)", kCacheHelp, RunCache},
 };
 
 void Usage(FILE* out) {

@@ -122,8 +122,9 @@ bool IsOneZFrames(ByteView body, wire::Frame* f) {
 class Session : public core::DestCore::Output {
  public:
   Session(const ReceiverOptions& o, Result<DestMap> dests, net::Fd fd,
-          const wire::SessionKeys& keys, uint16_t features)
+          const wire::SessionKeys& keys, uint16_t features, store::CacheDrain* drain)
       : opt_(o),
+        drain_(drain),
         dests_(std::move(dests)),
         net_(std::move(fd)),
         sealer_(keys.s2c),
@@ -162,6 +163,7 @@ class Session : public core::DestCore::Output {
   }
 
   const ReceiverOptions& opt_;
+  store::CacheDrain* drain_;  // null: no page cache
   Result<DestMap> dests_;  // read at the session's start (or why it could not be)
   net::Fd net_;
   wire::RecordSealer sealer_;
@@ -275,6 +277,9 @@ Status Session::Deliver(DestVm& vm, uint16_t id, uint8_t ch, ByteView bytes) {
 }
 
 Status Session::OnStreamBytes(const wire::Frame& f, ByteView bytes) {
+  // A page content the session had not seen (PAGE, or DELTA's result) goes to the cache.
+  if (drain_ && (f.type == wire::FrameType::kPage || f.type == wire::FrameType::kDelta))
+    drain_->Offer(bytes);
   if (f.vm >= vms_.size())
     return Status::Error("frame for vm id " + std::to_string(f.vm) + " that was never opened");
   return Deliver(*vms_[f.vm], f.vm, f.channel, bytes);
@@ -670,7 +675,11 @@ Status Session::Run() {
           std::to_string(core_.pages()) + " distinct pages received (" + std::to_string(d.pages) +
           " whole, " + std::to_string(d.deltas) + " as deltas; " + std::to_string(d.zframes) +
           " compressed bodies, " + std::to_string(d.zframes_bytes >> 10) + " KiB -> " +
-          std::to_string(d.zframes_raw >> 10) + " KiB)");
+          std::to_string(d.zframes_raw >> 10) + " KiB)" +
+          (drain_ ? "; page cache: " + std::to_string(drain_->stats().offered) +
+                        " pages offered since the receiver started, " +
+                        std::to_string(drain_->stats().dropped) + " dropped (disk too slow)"
+                  : std::string()));
       return Status::Ok();
     }
   }
@@ -679,8 +688,8 @@ Status Session::Run() {
 }  // namespace
 
 Status RunReceiveSession(const ReceiverOptions& options, net::Fd fd, const wire::SessionKeys& keys,
-                         uint16_t features) {
-  Session session(options, LoadDestMap(options), std::move(fd), keys, features);
+                         uint16_t features, store::CacheDrain* drain) {
+  Session session(options, LoadDestMap(options), std::move(fd), keys, features, drain);
   return session.Run();
 }
 

@@ -99,7 +99,8 @@ struct Connection {
   }
 };
 
-void ServeConnection(Connection* c, net::Fd fd, const ReceiverOptions& o, RefusalLog* refusals) {
+void ServeConnection(Connection* c, net::Fd fd, const ReceiverOptions& o, RefusalLog* refusals,
+                     store::CacheDrain* drain) {
   wire::SessionKeys keys;
   uint16_t features = 0;
   {
@@ -121,7 +122,7 @@ void ServeConnection(Connection* c, net::Fd fd, const ReceiverOptions& o, Refusa
   if (o.verbose)
     fprintf(stderr, "gangmig receive: session from %s, features: %s\n", c->peer.c_str(),
             wire::FeatureNames(features).c_str());
-  c->status = RunReceiveSession(o, std::move(fd), keys, features);
+  c->status = RunReceiveSession(o, std::move(fd), keys, features, drain);
   if (!c->status.ok())
     fprintf(stderr, "gangmig receive: session from %s failed: %s\n", c->peer.c_str(),
             c->status.message().c_str());
@@ -168,6 +169,20 @@ Result<DestMap> LoadDestMap(const ReceiverOptions& options) {
 Status RunReceiver(const ReceiverOptions& options) {
   auto dests = LoadDestMap(options);  // a broken map is refused before anyone connects
   if (!dests.ok()) return dests.status();
+  std::unique_ptr<store::PageCache> cache;
+  std::unique_ptr<store::CacheDrain> drain;  // declared after cache: stops first
+  if (!options.cache_dir.empty()) {
+    auto opened = store::PageCache::Open(options.cache_dir, options.cache_size);
+    if (!opened.ok()) return opened.status();
+    cache = std::move(opened).value();
+    drain = std::make_unique<store::CacheDrain>(cache.get());
+    if (options.verbose) {
+      store::CacheStats s = cache->stats();
+      fprintf(stderr, "gangmig receive: page cache %s: %llu pages (%llu MiB of at most %llu)\n",
+              options.cache_dir.c_str(), (unsigned long long)s.entries,
+              (unsigned long long)(s.bytes >> 20), (unsigned long long)(options.cache_size >> 20));
+    }
+  }
   auto addr = net::ParseAddress(options.listen);
   if (!addr.ok()) return addr.status();
   auto listener = net::Listen(*addr);
@@ -217,7 +232,8 @@ Status RunReceiver(const ReceiverOptions& options) {
     Connection& c = conns.emplace_back();
     c.peer = peer;
     c.thread =
-        std::thread(ServeConnection, &c, std::move(fd).value(), std::cref(options), &refusals);
+        std::thread(ServeConnection, &c, std::move(fd).value(), std::cref(options), &refusals,
+                    drain.get());
   }
 }
 

@@ -32,6 +32,10 @@ struct ReceiverOptions {
   // start of each session, and/or a socket directory. At least one is required.
   std::string dest_map;
   std::string dest_dir;
+  // The page cache (store/page_cache.h): every distinct page received is kept there, on
+  // disk, across sessions and restarts, up to cache_size bytes. Empty: no cache.
+  std::string cache_dir;
+  uint64_t cache_size = uint64_t{8} << 30;
   // Worker threads that decompress ZFRAMES bodies (0: on the data thread).
   // REQUIRES: 0 <= threads <= OrderedWork::kMaxThreads
   int threads = OrderedWork::DefaultThreads();

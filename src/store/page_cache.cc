@@ -27,13 +27,14 @@ bool IsZero(const uint8_t* p) {
   return std::memcmp(p, kZero, kPageSize) == 0;
 }
 
-uint64_t CheckOf(const uint8_t* key_and_page) {
-  return XXH3_64bits(key_and_page, sizeof(Key::bytes) + kPageSize);
-}
+// Entry layout: magic at 0, check at 4, fast at 12, key at 20, page at kEntryHeaderSize.
+constexpr size_t kCheckAt = 4, kFastAt = 12, kKeyAt = 20;
+
+uint64_t CheckOf(const uint8_t* e) { return XXH3_64bits(e + kFastAt, kEntrySize - kFastAt); }
 
 // The key of the entry at `e` if it is whole and its check holds.
 bool EntryValid(const uint8_t* e) {
-  return std::memcmp(e, kEntryMagic, 4) == 0 && LoadBE64(e + 4) == CheckOf(e + 12);
+  return std::memcmp(e, kEntryMagic, 4) == 0 && LoadBE64(e + kCheckAt) == CheckOf(e);
 }
 
 Status PrivateDir(const std::string& dir) {
@@ -77,6 +78,7 @@ PageCache::PageCache(std::string dir, uint64_t max_bytes, uint32_t segment_entri
 PageCache::~PageCache() {
   std::lock_guard<std::mutex> lock(mu_);
   (void)FlushLocked();
+  SaveTotalsLocked();
   for (auto& [seg, fd] : fds_) close(fd);
 }
 
@@ -86,6 +88,7 @@ Result<std::unique_ptr<PageCache>> PageCache::Open(const std::string& dir, uint6
   std::unique_ptr<PageCache> c(new PageCache(dir, max_bytes, segment_entries));
   std::lock_guard<std::mutex> lock(c->mu_);
   GANGMIG_RETURN_IF_ERROR(c->Load());
+  c->LoadTotals();
   return c;
 }
 
@@ -142,8 +145,8 @@ Status PageCache::LoadSegment(uint32_t segment) {
         continue;
       }
       Key k;
-      std::memcpy(k.bytes.data(), e + 12, k.bytes.size());
-      index_[PrefixOf(k)] = Loc{segment, slot};
+      std::memcpy(k.bytes.data(), e + kKeyAt, k.bytes.size());
+      index_[PrefixOf(k)] = Loc{segment, slot, LoadBE64(e + kFastAt)};
     }
     if (whole < 256) break;
   }
@@ -206,7 +209,7 @@ Result<bool> PageCache::ReadLocked(const Key& key, Loc loc, uint8_t* out) {
     index_.erase(PrefixOf(key));
     return false;
   }
-  if (std::memcmp(e + 12, key.bytes.data(), key.bytes.size()) != 0) return false;  // prefix twin
+  if (std::memcmp(e + kKeyAt, key.bytes.data(), key.bytes.size()) != 0) return false;  // prefix twin
   std::memcpy(out, e + kEntryHeaderSize, kPageSize);
   return true;
 }
@@ -221,12 +224,14 @@ Status PageCache::PutLocked(const Key& key, ByteView page) {
   size_t at = batch_.size();
   batch_.resize(at + kEntrySize);
   uint8_t* e = batch_.data() + at;
+  uint64_t fast = FastHashOf(page);
   std::memcpy(e, kEntryMagic, 4);
-  std::memcpy(e + 12, key.bytes.data(), key.bytes.size());
+  StoreBE64(e + kFastAt, fast);
+  std::memcpy(e + kKeyAt, key.bytes.data(), key.bytes.size());
   std::memcpy(e + kEntryHeaderSize, page.data(), kPageSize);
-  StoreBE64(e + 4, CheckOf(e + 12));
+  StoreBE64(e + kCheckAt, CheckOf(e));
   batch_keys_.push_back(key);
-  index_[PrefixOf(key)] = Loc{segments_.back(), head_slots_++};
+  index_[PrefixOf(key)] = Loc{segments_.back(), head_slots_++, fast};
   ++stats_.added;
   if (batch_keys_.size() >= kWriteBatchEntries || head_slots_ == per_segment_)
     GANGMIG_RETURN_IF_ERROR(FlushLocked());
@@ -286,9 +291,44 @@ Status PageCache::EvictLocked() {
   return Status::Ok();
 }
 
+// DIR/stats: "hits N misses N added N evicted N", the totals before this process.
+void PageCache::LoadTotals() {
+  std::ifstream f(dir_ + "/stats");
+  std::string name;
+  uint64_t v;
+  while (f >> name >> v) {
+    if (name == "hits") totals_.total_hits = v;
+    if (name == "misses") totals_.total_misses = v;
+    if (name == "added") totals_.total_added = v;
+    if (name == "evicted") totals_.total_evicted = v;
+  }
+}
+
+void PageCache::SaveTotalsLocked() const {
+  std::string tmp = dir_ + "/stats.tmp";
+  {
+    std::ofstream f(tmp);
+    f << "hits " << totals_.total_hits + stats_.hits << "\nmisses "
+      << totals_.total_misses + stats_.misses << "\nadded " << totals_.total_added + stats_.added
+      << "\nevicted " << totals_.total_evicted + stats_.evicted << "\n";
+  }
+  rename(tmp.c_str(), (dir_ + "/stats").c_str());
+}
+
+uint64_t PageCache::FastHashOf(ByteView page) { return XXH3_64bits(page.data(), page.size()); }
+
+void PageCache::ForEachFastHash(const std::function<void(uint64_t)>& fn) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [prefix, loc] : index_) fn(loc.fast);
+}
+
 CacheStats PageCache::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   CacheStats s = stats_;
+  s.total_hits = totals_.total_hits + stats_.hits;
+  s.total_misses = totals_.total_misses + stats_.misses;
+  s.total_added = totals_.total_added + stats_.added;
+  s.total_evicted = totals_.total_evicted + stats_.evicted;
   s.entries = index_.size();
   s.segments = segments_.size();
   s.bytes = segments_.empty()

@@ -6,10 +6,11 @@
 // On-disk format (docs/DESIGN.md, "The page cache"): DIR holds segment files
 // seg-NNNNNNNN.pages of up to kEntriesPerSegment entries, appended in order:
 //
-//   magic "GGPC" | be64 check | key[32] | page[4096]          (kEntrySize = 4140 bytes)
+//   magic "GGPC" | be64 check | be64 fast | key[32] | page[4096]   (kEntrySize = 4148)
 //
-// key = SHA-256(page), computed here, never taken from a peer; check = XXH3-64 of
-// key || page. An entry whose check fails (a torn write, a flipped bit) is never
+// key = SHA-256(page), computed here, never taken from a peer; fast = XXH3-64(page), the
+// cheap name a summary of the cache can be built from without reading the pages;
+// check = XXH3-64 of fast || key || page. An entry whose check fails (a torn write, a flipped bit) is never
 // returned: a read of it is a miss, and the entry is forgotten.
 //
 // Bound: the sum of segment sizes stays under `max_bytes` (plus one segment being
@@ -18,13 +19,14 @@
 // head (second chance), so contents in use survive and FIFO approximates LRU at the
 // cost of one append per rescued page, without per-entry bookkeeping on disk.
 //
-// Memory: an index of 16-byte key prefixes (the full key is checked on disk), ~40 bytes
-// per entry, plus one write batch. Thread-safe (one mutex): sessions share one cache.
+// Memory: an index of 16-byte key prefixes (the full key is checked on disk) with each
+// entry's place and fast hash, ~56 bytes per entry, plus one write batch. Thread-safe (one mutex): sessions share one cache.
 #pragma once
 
 #include <array>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -39,8 +41,8 @@ namespace gangmig::store {
 
 inline constexpr size_t kPageSize = 4096;
 inline constexpr uint8_t kEntryMagic[4] = {'G', 'G', 'P', 'C'};
-inline constexpr size_t kEntryHeaderSize = 4 + 8 + 32;
-inline constexpr size_t kEntrySize = kEntryHeaderSize + kPageSize;  // 4140
+inline constexpr size_t kEntryHeaderSize = 4 + 8 + 8 + 32;
+inline constexpr size_t kEntrySize = kEntryHeaderSize + kPageSize;  // 4148
 inline constexpr uint32_t kEntriesPerSegment = 8192;                // ~32 MiB per segment
 inline constexpr size_t kWriteBatchEntries = 64;                    // one pwrite, ~260 KiB
 
@@ -56,6 +58,8 @@ struct CacheStats {
   uint64_t added = 0;        // pages written (this process)
   uint64_t evicted = 0;      // entries dropped with their segment (this process)
   uint64_t rescued = 0;      // hits written again at the head (second chance)
+  // Since the cache was created: kept in DIR/stats when the cache is closed.
+  uint64_t total_hits = 0, total_misses = 0, total_added = 0, total_evicted = 0;
 };
 
 class PageCache {
@@ -84,12 +88,17 @@ class PageCache {
   Status Flush();
 
   CacheStats stats() const;
+  // Calls fn(fast) for every entry (its XXH3-64 of the page: a summary's input).
+  void ForEachFastHash(const std::function<void(uint64_t)>& fn) const;
+  // XXH3-64 of a page, as the entries hold it.
+  static uint64_t FastHashOf(ByteView page);
   const std::string& dir() const { return dir_; }
 
  private:
   struct Loc {
     uint32_t segment;  // segment number (file seg-%08u.pages)
     uint32_t slot;     // entry index in it
+    uint64_t fast;     // XXH3-64 of the page
   };
   struct Prefix {
     uint64_t a, b;
@@ -104,6 +113,8 @@ class PageCache {
   Status Load();
   Status LoadSegment(uint32_t segment);
   Status NewHead();
+  void LoadTotals();
+  void SaveTotalsLocked() const;
   Result<int> Fd(uint32_t segment);
   Status PutLocked(const Key& key, ByteView page);
   Status FlushLocked();
@@ -122,6 +133,7 @@ class PageCache {
   Bytes batch_;                    // entries of the head not yet written
   std::vector<Key> batch_keys_;
   CacheStats stats_;
+  CacheStats totals_;  // total_* of earlier processes
 };
 
 // The 4 KiB pages of `path` (a RAM image, any file; a last partial page is padded with

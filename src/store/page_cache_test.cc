@@ -151,7 +151,7 @@ TEST_F(PageCacheTest, DamageFoundOnReadIsAMiss) {
   ASSERT_TRUE(c->Flush().ok());
   int fd = open((dir_ + "/seg-00000001.pages").c_str(), O_RDWR);
   uint8_t junk[8] = {1, 2, 3, 4, 5, 6, 7, 8};
-  ASSERT_EQ(pwrite(fd, junk, sizeof(junk), off_t(2 * kEntrySize + 20)), 8);  // page 2's key
+  ASSERT_EQ(pwrite(fd, junk, sizeof(junk), off_t(2 * kEntrySize + 24)), 8);  // page 2's key
   close(fd);
   EXPECT_FALSE(Has(c.get(), 2));
   EXPECT_EQ(c->stats().corrupt, 1u);

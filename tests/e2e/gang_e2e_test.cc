@@ -235,6 +235,27 @@ TEST_F(GangE2E, TwoSendersToOneReceiverWithDestDir) {
   EXPECT_EQ(*scenario_->destinations()[2]->QueryStatus(), "inmigrate");
 }
 
+// With --cache, every distinct page content the receiver was sent (PAGE frames and
+// DELTA results) ends up in its page cache on disk, named by SHA-256, and `gangmig cache
+// stat` shows them.
+TEST_F(GangE2E, ReceiverCacheKeepsEveryDistinctPage) {
+  StartScenario(Config(2, 192));
+  std::string cache = dir_ + "/cache";
+  StartReceiver(key_, {"--cache", cache});
+  nlohmann::json r;
+  ASSERT_NO_FATAL_FAILURE(MigrateCompleted(&r));
+  EXPECT_EQ(Wait(receiver_, 30000), 0) << Log("receiver.log");
+  uint64_t distinct =
+      r["total"]["pages_sent"].get<uint64_t>() + r["total"]["pages_delta"].get<uint64_t>();
+  Child stat = Spawn({GANGMIG_BINARY, "cache", "stat", cache}, dir_ + "/stat.log");
+  ASSERT_EQ(Wait(stat, 30000), 0) << Log("stat.log");
+  EXPECT_NE(Log("stat.log").find("entries   " + std::to_string(distinct) + " pages"),
+            std::string::npos)
+      << Log("stat.log") << " expected " << distinct;
+  Status ram = scenario_->CheckRamIdentical();
+  EXPECT_TRUE(ram.ok()) << ram.message();
+}
+
 TEST_F(GangE2E, WrongKeyIsRefusedAndNothingStarts) {
   StartScenario(Config(1, 192));
   std::string other = dir_ + "/other.key";
