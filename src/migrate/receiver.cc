@@ -31,7 +31,10 @@ Status Handshake(int fd, const ReceiverOptions& o, wire::SessionKeys* keys, uint
   auto left_ms = [deadline] {
     return int(std::max<int64_t>(1, (deadline - MonotonicMicros()) / 1000));
   };
-  wire::ServerHandshake hs(o.key, o.features);
+  // The page cache is offered only by a receiver that has one.
+  uint16_t offered =
+      o.cache_dir.empty() ? uint16_t(o.features & ~wire::kFeatureCache) : o.features;
+  wire::ServerHandshake hs(o.key, offered);
   Bytes hello(wire::kClientHelloSize);
   GANGMIG_RETURN_IF_ERROR(net::ReadFull(fd, hello.data(), wire::kHelloHeaderSize, left_ms()));
   Status header = wire::CheckHelloHeader(hello);

@@ -23,7 +23,7 @@ namespace gangmig::wire {
 namespace {
 
 // What follows vm/channel in a frame.
-enum class Tail { kNone, kLen16, kLen32, kPage, kPageId, kPageIdLen16 };
+enum class Tail { kNone, kLen16, kLen32, kPage, kPageId, kPageIdLen16, kKey, kPageIdPage };
 
 struct Layout {
   FrameType type;
@@ -47,9 +47,15 @@ constexpr Layout kLayouts[] = {
     {FrameType::kZFrames, "ZFRAMES", false, false, Tail::kLen32, kMinZFramesLen,
      kMaxRecordBody - kZFramesHeaderSize, true, false},
     {FrameType::kDelta, "DELTA", true, true, Tail::kPageIdLen16, 1, kMaxDeltaLen, true, false},
+    {FrameType::kCref, "CREF", true, true, Tail::kKey, 0, 0, true, false},
+    {FrameType::kFill, "FILL", false, false, Tail::kPageIdPage, 0, 0, true, false},
     {FrameType::kRpData, "RP_DATA", true, true, Tail::kLen32, 1, kMaxDataLen, false, true},
     {FrameType::kRpEof, "RP_EOF", true, true, Tail::kNone, 0, 0, false, true},
     {FrameType::kVmEvent, "VM_EVENT", true, false, Tail::kLen16, 1, kMaxJsonLen, false, true},
+    {FrameType::kSummary, "SUMMARY", false, false, Tail::kLen32, kSummaryFieldsSize + 1,
+     kMaxRecordBody - kSummaryHeaderSize, false, true},
+    {FrameType::kNeed, "NEED", false, false, Tail::kPageId, 0, 0, false, true},
+    {FrameType::kCacheAck, "CACHE_ACK", false, false, Tail::kPageId, 0, 0, false, true},
     {FrameType::kAbort, "ABORT", false, false, Tail::kLen16, 0, kMaxJsonLen, true, true},
     {FrameType::kGoodbye, "GOODBYE", false, false, Tail::kNone, 0, 0, true, false},
     {FrameType::kPing, "PING", false, false, Tail::kNone, 0, 0, true, true},
@@ -68,11 +74,13 @@ size_t TailHeaderSize(Tail t) {
       return 2;
     case Tail::kLen32:
     case Tail::kPageId:
+    case Tail::kPageIdPage:
       return 4;
     case Tail::kPageIdLen16:
       return 6;
     case Tail::kNone:
     case Tail::kPage:
+    case Tail::kKey:
       return 0;
   }
   return 0;
@@ -171,6 +179,39 @@ void AppendAbort(Bytes* out, std::string_view reason) {
   PutBytes(out, AsBytes(reason));
 }
 
+void AppendCref(Bytes* out, uint16_t vm, uint8_t channel, ByteView key) {
+  assert(key.size() == kKeySize);
+  PutVmChannel(out, FrameType::kCref, vm, channel);
+  PutBytes(out, key);
+}
+
+void AppendFill(Bytes* out, uint32_t cref, ByteView page) {
+  assert(page.size() == kPageSize);
+  PutType(out, FrameType::kFill);
+  PutBE32(out, cref);
+  PutBytes(out, page);
+}
+
+void AppendSummary(Bytes* out, uint8_t k, uint8_t log2_bits, uint32_t offset, ByteView bits) {
+  assert(!bits.empty() && bits.size() <= kMaxRecordBody - kSummaryHeaderSize - kSummaryFieldsSize);
+  PutType(out, FrameType::kSummary);
+  PutBE32(out, uint32_t(kSummaryFieldsSize + bits.size()));
+  PutU8(out, k);
+  PutU8(out, log2_bits);
+  PutBE32(out, offset);
+  PutBytes(out, bits);
+}
+
+void AppendNeed(Bytes* out, uint32_t cref) {
+  PutType(out, FrameType::kNeed);
+  PutBE32(out, cref);
+}
+
+void AppendCacheAck(Bytes* out, uint32_t crefs) {
+  PutType(out, FrameType::kCacheAck);
+  PutBE32(out, crefs);
+}
+
 void AppendGoodbye(Bytes* out) { PutType(out, FrameType::kGoodbye); }
 void AppendPing(Bytes* out) { PutType(out, FrameType::kPing); }
 
@@ -245,6 +286,13 @@ Result<bool> FrameReader::Next(Frame* f) {
     case Tail::kPageIdLen16:
       frame.page_id = LoadBE32(p + q);
       payload = LoadBE16(p + q + 4);
+      break;
+    case Tail::kKey:
+      payload = kKeySize;
+      break;
+    case Tail::kPageIdPage:
+      frame.page_id = LoadBE32(p + q);
+      payload = kPageSize;
       break;
   }
   if (l->tail == Tail::kLen16 || l->tail == Tail::kLen32 || l->tail == Tail::kPageIdLen16) {

@@ -43,6 +43,17 @@ void AppendRpEof(Bytes* out, uint16_t vm, uint8_t channel);
 void AppendVmEvent(Bytes* out, uint16_t vm, std::string_view json);
 // A reason longer than kMaxJsonLen bytes is cut to that length.
 void AppendAbort(Bytes* out, std::string_view reason);
+// Page cache (kFeatureCache). CREF: a page named by its SHA-256 `key` (32 bytes), which
+// the receiver's cache may hold; it gets the next page id like PAGE. FILL: the content
+// of CREF number `cref` (CREFs of the session counted from 0), sent when the receiver
+// asked for it (NEED). SUMMARY: one piece of the receiver's Bloom filter. CACHE_ACK:
+// every CREF numbered below `crefs` is resolved.
+void AppendCref(Bytes* out, uint16_t vm, uint8_t channel, ByteView key);
+void AppendFill(Bytes* out, uint32_t cref, ByteView page);
+// REQUIRES: 1 <= bits.size() <= kMaxRecordBody - kSummaryHeaderSize - kSummaryFieldsSize
+void AppendSummary(Bytes* out, uint8_t k, uint8_t log2_bits, uint32_t offset, ByteView bits);
+void AppendNeed(Bytes* out, uint32_t cref);
+void AppendCacheAck(Bytes* out, uint32_t crefs);
 void AppendGoodbye(Bytes* out);
 // A keepalive: either peer sends it after a while of sending nothing else.
 void AppendPing(Bytes* out);

@@ -188,6 +188,7 @@ std::string FeatureNames(uint16_t features) {
   };
   add(kFeatureZstd, "zstd");
   add(kFeatureDelta, "delta");
+  add(kFeatureCache, "cache");
   if (features) out += (out.empty() ? "" : ", ") + Hex16(features);
   return out.empty() ? "none" : out;
 }

@@ -26,9 +26,11 @@ inline constexpr uint16_t kProtocolVersion = 6;
 // use for the session. Bits not defined here are never offered and never agreed.
 inline constexpr uint16_t kFeatureZstd = 0x0001;   // ZFRAMES frames (sender -> receiver)
 inline constexpr uint16_t kFeatureDelta = 0x0002;  // DELTA frames (sender -> receiver)
-// Reserved, not offered by this build: 0x0008 destination cache. (0x0004 was reserved for
-// record encryption; since version 5 every record is encrypted, so it is never used.)
-inline constexpr uint16_t kFeaturesKnown = kFeatureZstd | kFeatureDelta;
+// The receiver's page cache (receive --cache): SUMMARY, CREF, FILL, NEED, CACHE_ACK.
+inline constexpr uint16_t kFeatureCache = 0x0008;
+// (0x0004 was reserved for record encryption; since version 5 every record is
+// encrypted, so it is never used.)
+inline constexpr uint16_t kFeaturesKnown = kFeatureZstd | kFeatureDelta | kFeatureCache;
 
 inline constexpr size_t kMinKeySize = 16;  // bytes of the shared key file, at least
 inline constexpr size_t kNonceSize = 32;
@@ -75,9 +77,14 @@ enum class FrameType : uint8_t {
   kChannelEof = 0x06,   // sender:   be16 vm | u8 channel
   kZFrames = 0x07,      // sender:   be32 len | be32 raw_len | zstd frame (kFeatureZstd)
   kDelta = 0x08,        // sender:   be16 vm | u8 channel | be32 base_id | be16 len | delta
+  kCref = 0x09,         // sender:   be16 vm | u8 channel | key[32] (kFeatureCache)
+  kFill = 0x0a,         // sender:   be32 cref | page[4096] (kFeatureCache)
   kRpData = 0x10,       // receiver: be16 vm | u8 channel | be32 len | bytes
   kRpEof = 0x11,        // receiver: be16 vm | u8 channel
   kVmEvent = 0x12,      // receiver: be16 vm | be16 len | JSON
+  kSummary = 0x13,      // receiver: be32 len | u8 k | u8 log2_bits | be32 offset | bits
+  kNeed = 0x14,         // receiver: be32 cref
+  kCacheAck = 0x15,     // receiver: be32 crefs (every CREF before this one is resolved)
   kAbort = 0x20,        // either:   be16 len | UTF-8 reason
   kGoodbye = 0x21,      // sender:   (no fields)
   kPing = 0x22,         // either:   (no fields) keepalive
@@ -106,6 +113,11 @@ inline constexpr size_t kVmEventHeaderSize = 5;          // type | vm | len
 inline constexpr size_t kAbortHeaderSize = 3;            // type | len
 inline constexpr size_t kGoodbyeFrameSize = 1;           // type
 inline constexpr size_t kPingFrameSize = 1;              // type
+inline constexpr size_t kKeySize = 32;                   // SHA-256 of a page
+inline constexpr size_t kCrefFrameSize = 4 + kKeySize;   // type | vm | channel | key
+inline constexpr size_t kFillFrameSize = 5 + kPageSize;  // type | cref | page
+inline constexpr size_t kSummaryHeaderSize = 5;          // type | len
+inline constexpr size_t kSummaryFieldsSize = 6;          // k | log2_bits | be32 offset
 inline constexpr size_t kMaxFrameSize = kDataHeaderSize + kMaxDataLen;
 
 static_assert(kMaxFrameSize <= kMaxRecordBody, "the largest frame must fit in one record");
