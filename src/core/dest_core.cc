@@ -31,6 +31,9 @@ Status DestCore::Admit(const wire::Frame& f) const {
   if (goodbye_)
     return Status::Error(std::string("sender sent a ") + wire::FrameTypeName(f.type) +
                          " frame after GOODBYE");
+  if ((f.type == wire::FrameType::kCref || f.type == wire::FrameType::kFill) && !cache())
+    return Status::Error(std::string("sender sent a ") + wire::FrameTypeName(f.type) +
+                         " frame, but the page cache was not negotiated");
   return Status::Ok();
 }
 
@@ -55,8 +58,9 @@ Status DestCore::OnFrame(const wire::Frame& f, Output* out) {
       return out->OnStreamBytes(f, f.payload);
     case FrameType::kPage:
     case FrameType::kRef:
-    case FrameType::kDelta: {
-      auto page = Page(f);
+    case FrameType::kDelta:
+    case FrameType::kCref: {
+      auto page = Page(f, out);
       if (!page.ok()) return page.status();
       return out->OnStreamBytes(f, *page);
     }
@@ -121,7 +125,7 @@ Status DestCore::MayStore() const {
   return Status::Ok();
 }
 
-Result<ByteView> DestCore::Page(const wire::Frame& f) {
+Result<ByteView> DestCore::Page(const wire::Frame& f, Output* out) {
   using wire::FrameType;
   if (f.type == FrameType::kDelta && !(features_ & wire::kFeatureDelta))
     return Status::Error("sender sent a DELTA frame, but delta was not negotiated");
@@ -129,6 +133,13 @@ Result<ByteView> DestCore::Page(const wire::Frame& f) {
   if (f.type == FrameType::kPage) {
     ++stats_.pages;
     return store_.Get(store_.Add(f.payload));
+  }
+  if (f.type == FrameType::kCref) {
+    auto page = out->OnCref(crefs_, f.payload);
+    if (!page.ok()) return page.status();
+    ++crefs_;
+    ++stats_.crefs;
+    return store_.Get(store_.Add(*page));
   }
   if (f.page_id >= store_.size())
     return Status::Error(std::string(wire::FrameTypeName(f.type)) + " to page id " +

@@ -30,6 +30,7 @@ struct DestStats {
   uint64_t pages = 0;          // PAGE frames
   uint64_t refs = 0;           // REF frames
   uint64_t deltas = 0;         // DELTA frames
+  uint64_t crefs = 0;          // CREF frames (pages named by SHA-256, from the cache)
 };
 
 class DestCore {
@@ -41,8 +42,15 @@ class DestCore {
     // The next bytes of channel f.channel of VM f.vm (a DATA payload or a whole page).
     // `bytes` is valid only during the call.
     virtual Status OnStreamBytes(const wire::Frame& f, ByteView bytes) = 0;
-    // Any other frame from the sender: VM_OPEN, CHANNEL_OPEN, CHANNEL_EOF, ABORT, GOODBYE.
+    // Any other frame from the sender: VM_OPEN, CHANNEL_OPEN, CHANNEL_EOF, FILL, ABORT,
+    // GOODBYE, PING.
     virtual Status OnControl(const wire::Frame& f) = 0;
+    // The content of CREF number `cref` (counted from 0 in the session), whose SHA-256 is
+    // `key`: it must be exactly the page the sender named (the page cache's entry, or the
+    // sender's FILL, both checked against `key`). The view must stay valid during the call.
+    virtual Result<ByteView> OnCref(uint32_t cref, ByteView key) {
+      return Status::Error("CREF without a page cache");
+    }
   };
 
   // `features`: what the handshake agreed (wire::kFeature*); ZFRAMES and DELTA frames
@@ -58,6 +66,10 @@ class DestCore {
   // Whether ZFRAMES frames are accepted (zstd was agreed); when false, OnFrame refuses
   // them before anything is decompressed, so there is nothing to inflate ahead.
   bool zstd() const { return (features_ & wire::kFeatureZstd) != 0; }
+  // Whether CREF and FILL frames are accepted (the page cache was agreed).
+  bool cache() const { return (features_ & wire::kFeatureCache) != 0; }
+  // CREF frames handled so far: the number the next CREF gets.
+  uint32_t crefs() const { return crefs_; }
   // Step 1 of a ZFRAMES frame `f`, on any thread: decompresses its payload into *frames
   // (exactly raw_len bytes, raw_len <= wire::kMaxRecordBody). Pure; `zstd` must not be
   // in use by another thread. Errors: "ZFRAMES: zstd: ..." (docs/WIRE.md §4.2).
@@ -89,10 +101,11 @@ class DestCore {
   Status AdmitZFrames() const;
   Status Expand(ByteView frames, Output* out);
   Status MayStore() const;
-  Result<ByteView> Page(const wire::Frame& f);
+  Result<ByteView> Page(const wire::Frame& f, Output* out);
 
   uint16_t features_;
   uint64_t max_store_;
+  uint32_t crefs_ = 0;
   bool goodbye_ = false;
   index::PageStore store_;
   encode::ZstdDecompressor zstd_;

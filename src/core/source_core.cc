@@ -16,6 +16,11 @@
 #include <cassert>
 
 #include "encode/delta.h"
+
+#define XXH_INLINE_ALL  // header-only, as in index/page_index.cc
+#include <xxhash.h>
+
+#include "wire/wire_format.h"
 #include "wire/frame.h"
 
 namespace gangmig::core {
@@ -98,8 +103,12 @@ void SourceCore::ChannelEncoder::Encode(ByteView page, const qemu_stream::PageLo
     wire::AppendRef(out, vm_id_, ch_, look.id);
     ++vm_->stats.pages_referenced;
   } else if (last == nullptr || *last == kNone || !SendDelta(page, *last)) {
-    wire::AppendPage(out, vm_id_, ch_, page);
-    ++vm_->stats.pages_sent;
+    if (core_->SendCref(vm_id_, ch_, page)) {
+      ++vm_->stats.pages_cached;
+    } else {
+      wire::AppendPage(out, vm_id_, ch_, page);
+      ++vm_->stats.pages_sent;
+    }
   }
   if (last != nullptr) *last = look.id;
 }
@@ -137,6 +146,47 @@ void SourceCore::ChannelEncoder::FlushLiteral() {
     wire::AppendData(core_->frames_, vm_id_, ch_, ByteView(literal_.data() + at, n));
   }
   literal_.clear();
+}
+
+bool SourceCore::SendCref(uint16_t vm, uint8_t ch, ByteView page) {
+  if (!options_.dest_cache || summary_.empty() || unacked_.size() >= options_.max_unacked_crefs)
+    return false;
+  if (!summary_.MayContain(XXH3_64bits(page.data(), page.size()))) return false;
+  index::Digest key = fingerprinter_.Of(page);
+  wire::AppendCref(frames_, vm, ch, ByteView(key.bytes.data(), key.bytes.size()));
+  unacked_.emplace_back(next_cref_++, Bytes(page.begin(), page.end()));
+  return true;
+}
+
+Status SourceCore::OnSummary(ByteView p) {
+  if (p.size() < wire::kSummaryFieldsSize + 1) return Status::Error("SUMMARY too short");
+  uint8_t k = p[0], log2 = p[1];
+  uint32_t offset = LoadBE32(p.data() + 2);
+  if (summary_.empty() || summary_.probes() != k || summary_.log2_bits() != log2) {
+    auto fresh = index::PageSummary::OfShape(k, log2);
+    if (!fresh.ok()) return fresh.status();
+    summary_ = std::move(fresh).value();
+    summary_bytes_ = 0;
+  }
+  ByteView bits = p.subspan(wire::kSummaryFieldsSize);
+  GANGMIG_RETURN_IF_ERROR(summary_.Merge(offset, bits));
+  summary_bytes_ += bits.size();
+  return Status::Ok();
+}
+
+Status SourceCore::OnNeed(uint32_t cref) {
+  for (const auto& [n, content] : unacked_) {
+    if (n != cref) continue;
+    wire::AppendFill(frames_, cref, content);
+    ++fills_;
+    return Status::Ok();
+  }
+  return Status::Error("the receiver asked for CREF " + std::to_string(cref) +
+                       ", which was never sent or was already acknowledged");
+}
+
+void SourceCore::OnCacheAck(uint32_t crefs) {
+  while (!unacked_.empty() && unacked_.front().first < crefs) unacked_.pop_front();
 }
 
 SourceCore::SourceCore(const SourceOptions& options, Bytes* frames)

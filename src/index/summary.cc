@@ -26,7 +26,7 @@ PageSummary PageSummary::ForPages(uint64_t pages) {
 Result<PageSummary> PageSummary::OfShape(uint8_t k, uint8_t log2_bits) {
   if (k < 1 || k > 16) return Status::Error("summary: " + std::to_string(k) + " probes (1-16)");
   if (log2_bits < kMinLog2Bits || log2_bits > kMaxLog2Bits)
-    return Status::Error("summary: 2^" + std::to_string(log2_bits) + " bits (2^16 to 2^32)");
+    return Status::Error("summary: 2^" + std::to_string(log2_bits) + " bits (2^16 to 2^30)");
   PageSummary s;
   s.k_ = k;
   s.log2_ = log2_bits;

@@ -23,7 +23,7 @@ class PageSummary {
  public:
   static constexpr uint8_t kProbes = 7;
   static constexpr uint8_t kMinLog2Bits = 16;
-  static constexpr uint8_t kMaxLog2Bits = 32;  // 512 MiB of filter: ~400 M pages
+  static constexpr uint8_t kMaxLog2Bits = 30;  // 128 MiB of filter: ~100 M pages
 
   PageSummary() = default;
   // An empty filter sized for `pages` entries.

@@ -30,7 +30,7 @@ TEST(PageSummary, ShipsInPiecesAndRefusesBadShapes) {
   EXPECT_TRUE(r->MayContain(42));
   EXPECT_EQ(r->Merge(uint32_t(s.bits().size()), ByteView(s.bits().data(), 1)).message(),
             "summary: bytes 8192..8193 past its 8192 bytes");
-  EXPECT_EQ(PageSummary::OfShape(7, 40).status().message(), "summary: 2^40 bits (2^16 to 2^32)");
+  EXPECT_EQ(PageSummary::OfShape(7, 40).status().message(), "summary: 2^40 bits (2^16 to 2^30)");
   EXPECT_EQ(PageSummary::OfShape(0, 20).status().message(), "summary: 0 probes (1-16)");
   EXPECT_FALSE(PageSummary().MayContain(42));
 }

@@ -34,12 +34,16 @@
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <deque>
+#include <optional>
+#include <set>
 #include <vector>
 
 #include "base/clock.h"
 #include "base/ordered_work.h"
 #include "core/dest_core.h"
 #include "encode/zstd_codec.h"
+#include "index/summary.h"
 #include "migrate/stream_tee.h"
 #include "migrate/timeouts.h"
 #include "migrate/vm_monitor.h"
@@ -122,9 +126,11 @@ bool IsOneZFrames(ByteView body, wire::Frame* f) {
 class Session : public core::DestCore::Output {
  public:
   Session(const ReceiverOptions& o, Result<DestMap> dests, net::Fd fd,
-          const wire::SessionKeys& keys, uint16_t features, store::CacheDrain* drain)
+          const wire::SessionKeys& keys, uint16_t features, store::CacheDrain* drain,
+          store::PageCache* cache)
       : opt_(o),
         drain_(drain),
+        cache_(cache),
         dests_(std::move(dests)),
         net_(std::move(fd)),
         sealer_(keys.s2c),
@@ -148,6 +154,11 @@ class Session : public core::DestCore::Output {
   Status CheckIdle(bool reading, int64_t now);
   Status OnStreamBytes(const wire::Frame& f, ByteView bytes) override;
   Status OnControl(const wire::Frame& f) override;
+  Result<ByteView> OnCref(uint32_t cref, ByteView key) override;
+  void SendSummary();
+  Result<bool> ResolveCref(const wire::Frame& f);
+  Status TakeHeld();
+  Result<bool> HoldsFill(BodyTask& t);
   Status OpenVm(uint16_t id, ByteView json_bytes);
   Status OpenChannel(DestVm& vm, uint16_t id, uint8_t ch);
   Status Deliver(DestVm& vm, uint16_t id, uint8_t ch, ByteView bytes);
@@ -164,6 +175,21 @@ class Session : public core::DestCore::Output {
 
   const ReceiverOptions& opt_;
   store::CacheDrain* drain_;  // null: no page cache
+  store::PageCache* cache_;   // null: no page cache
+  // CREF resolution: the content of the next CREF once found (in the cache, or in the
+  // sender's FILL); the CREF a NEED was sent for and whose FILL is awaited; bodies read
+  // past that CREF while waiting (backlog_ once the FILL came), at most kMaxHeldBytes.
+  std::optional<uint32_t> ready_cref_;
+  uint8_t ready_page_[wire::kPageSize];
+  std::optional<uint32_t> waiting_;
+  Bytes waiting_key_;
+  std::set<uint32_t> needed_;  // CREFs a NEED was sent for
+  std::deque<std::unique_ptr<BodyTask>> held_;
+  size_t held_bytes_ = 0;
+  uint32_t acked_ = 0;  // CACHE_ACK sent up to here
+  uint64_t summary_bytes_ = 0, cache_hits_ = 0, cache_misses_ = 0;
+  static constexpr size_t kMaxHeldBytes = 64u << 20;
+  index::Fingerprinter fingerprinter_;
   Result<DestMap> dests_;  // read at the session's start (or why it could not be)
   net::Fd net_;
   wire::RecordSealer sealer_;
@@ -295,6 +321,11 @@ Status Session::OnControl(const wire::Frame& f) {
     case FrameType::kGoodbye:
     case FrameType::kPing:
       return Status::Ok();
+    case FrameType::kFill:  // taken when it was read (HoldsFill); here only in its place
+      if (!needed_.count(f.page_id))
+        return Status::Error("FILL for CREF " + std::to_string(f.page_id) +
+                             ", which the receiver did not ask for");
+      return Status::Ok();
     default:
       break;
   }
@@ -319,6 +350,105 @@ Status Session::OnControl(const wire::Frame& f) {
     default:
       return Status::Error("unexpected frame type " + std::to_string(int(f.type)) +
                            " from the sender");
+  }
+}
+
+// The first frames of a session with the page cache: the summary of what the cache
+// holds, in pieces that fit a record, so the sender can name pages it may hold by
+// SHA-256 instead of sending them.
+void Session::SendSummary() {
+  if (!cache_ || !core_.cache()) return;
+  index::PageSummary s = index::PageSummary::ForPages(cache_->stats().entries);
+  cache_->ForEachFastHash([&s](uint64_t h) { s.Add(h); });
+  constexpr size_t kPiece = 512 * 1024;
+  for (size_t at = 0; at < s.bits().size(); at += kPiece) {
+    size_t n = std::min(kPiece, s.bits().size() - at);
+    wire::AppendSummary(writer_.frames(), s.probes(), s.log2_bits(), uint32_t(at),
+                        ByteView(s.bits().data() + at, n));
+  }
+  summary_bytes_ = s.bits().size();
+  Log("page cache: summary of " + std::to_string(cache_->stats().entries) + " pages, " +
+      std::to_string(summary_bytes_ >> 10) + " KiB");
+}
+
+// Finds the content of CREF frame `f` (the next CREF) before the core takes it: in the
+// cache, or, failing that, asks the sender for it (NEED) once. true: ready_page_ holds it.
+Result<bool> Session::ResolveCref(const wire::Frame& f) {
+  uint32_t cref = core_.crefs();
+  if (ready_cref_ == cref) return true;
+  if (waiting_) return false;
+  if (cache_) {
+    index::Digest key;
+    std::memcpy(key.bytes.data(), f.payload.data(), key.bytes.size());
+    auto got = cache_->Get(key, ready_page_);
+    if (!got.ok()) Log("page cache: " + got.status().message());
+    if (got.ok() && *got) {
+      ready_cref_ = cref;
+      ++cache_hits_;
+      return true;
+    }
+  }
+  // Not there (evicted since the summary, a false positive, a damaged entry): the sender
+  // keeps what it named until CACHE_ACK, and sends it again as a FILL.
+  wire::AppendNeed(writer_.frames(), cref);
+  needed_.insert(cref);
+  waiting_ = cref;
+  waiting_key_.assign(f.payload.begin(), f.payload.end());
+  ++cache_misses_;
+  return false;
+}
+
+Result<ByteView> Session::OnCref(uint32_t cref, ByteView key) {
+  if (ready_cref_ != cref) return Status::Error("CREF " + std::to_string(cref) + " unresolved");
+  ready_cref_.reset();
+  return ByteView(ready_page_, wire::kPageSize);
+}
+
+// While a FILL is awaited: the opener's bodies are held (in order, read past the CREF
+// that waits) and searched for it. Once it came, they go through the pool as usual.
+Status Session::TakeHeld() {
+  while (waiting_) {
+    if (held_bytes_ > kMaxHeldBytes)
+      return Status::Error("the sender did not answer NEED for CREF " + std::to_string(*waiting_) +
+                           " within " + std::to_string(kMaxHeldBytes >> 20) + " MiB");
+    auto t = std::make_unique<BodyTask>();
+    auto more = opener_.Next(&t->body);
+    if (!more.ok()) return more.status().WithContext("from sender");
+    if (!*more) return Status::Ok();
+    held_bytes_ += t->body.size();
+    auto fill = HoldsFill(*t);
+    held_.push_back(std::move(t));
+    if (!fill.ok()) return fill.status();
+  }
+  return Status::Ok();
+}
+
+// Whether body `t` carries the FILL awaited (searched inside a ZFRAMES too); if so, its
+// content, checked against the CREF's key, becomes ready and the wait ends.
+Result<bool> Session::HoldsFill(BodyTask& t) {
+  thread_local encode::ZstdDecompressor zstd(wire::kMaxRecordBody);
+  Bytes inflated;
+  ByteView frames = t.body;
+  wire::Frame z;
+  if (core_.zstd() && IsOneZFrames(t.body, &z)) {
+    if (!core::DestCore::Inflate(z, &zstd, &inflated).ok()) return false;  // its turn will say why
+    frames = inflated;
+  }
+  wire::FrameReader reader(frames);
+  wire::Frame f;
+  while (true) {
+    auto next = reader.Next(&f);
+    if (!next.ok() || !*next) return false;
+    if (f.type != wire::FrameType::kFill || f.page_id != *waiting_) continue;
+    index::Digest d = fingerprinter_.Of(f.payload);
+    if (ByteView(d.bytes.data(), d.bytes.size()).size() != waiting_key_.size() ||
+        std::memcmp(d.bytes.data(), waiting_key_.data(), waiting_key_.size()) != 0)
+      return Status::Error("FILL for CREF " + std::to_string(f.page_id) +
+                           " is not the page its key names");
+    std::memcpy(ready_page_, f.payload.data(), wire::kPageSize);
+    ready_cref_ = *waiting_;
+    waiting_.reset();
+    return true;
   }
 }
 
@@ -348,6 +478,16 @@ void Session::End(Status why) {
 Status Session::Pump() {
   for (;;) {
     GANGMIG_RETURN_IF_ERROR(HandleDone());
+    if (waiting_) {
+      Status held = TakeHeld();
+      if (!held.ok()) {
+        record_failed_ = true;
+        End(held);
+        break;
+      }
+      if (waiting_) break;  // the link must bring the FILL
+      continue;             // it came: the paused CREF goes on
+    }
     if (current_ || work_.queued() >= max_queued_) break;
     auto more = TakeBody();
     if (!more.ok()) {
@@ -373,6 +513,16 @@ Result<bool> Session::TakeBody() {
   } else {
     t = std::move(spare_.back());
     spare_.pop_back();
+  }
+  if (!held_.empty() && !waiting_) {  // bodies read while a FILL was awaited come first
+    spare_.push_back(std::move(t));
+    t = std::move(held_.front());
+    held_.pop_front();
+    held_bytes_ -= t->body.size();
+    t->inflate = core_.zstd() && IsOneZFrames(t->body, &t->zframes);
+    bool run = t->inflate;
+    work_.Submit(std::move(t), run);
+    return true;
   }
   auto more = opener_.Next(&t->body);
   if (!more.ok() || !*more) {
@@ -450,6 +600,14 @@ Result<bool> Session::Continue() {
     if (MustWait(f)) {
       reader_ = at;  // read again when there is room
       return false;
+    }
+    if (f.type == wire::FrameType::kCref && core_.cache()) {
+      auto ready = ResolveCref(f);
+      if (!ready.ok()) return ready.status();
+      if (!*ready) {
+        reader_ = at;  // its FILL is on the way
+        return false;
+      }
     }
     if (t.inflate) {
       GANGMIG_RETURN_IF_ERROR(core_.OnInflatedFrame(f, this));
@@ -574,7 +732,8 @@ Status Session::Step() {
   std::vector<std::pair<int, int>> slots;
   // The link is read only while the pool has room and no frame waits for a destination
   // (MustWait), so what we hold stays bounded whatever the sender sends.
-  bool room = !ending_ && !current_ && work_.queued() < max_queued_;
+  bool room = !ending_ && (waiting_ ? held_bytes_ <= kMaxHeldBytes
+                                    : !current_ && work_.queued() < max_queued_);
   fds.push_back({net_.get(), short((room ? POLLIN : 0) | (net_out_.empty() ? 0 : POLLOUT)), 0});
   slots.push_back({-1, -1});
   if (work_.threads() > 0 && work_.queued() > 0) {
@@ -621,6 +780,10 @@ Status Session::Step() {
     ReportProgress(*vms_[i], uint16_t(i));
   }
   GANGMIG_RETURN_IF_ERROR(CheckIdle(room, now));
+  if (core_.crefs() > acked_) {  // the sender may drop what it kept for these CREFs
+    acked_ = core_.crefs();
+    wire::AppendCacheAck(writer_.frames(), acked_);
+  }
   if (now - last_send_us_ >= opt_.keepalive_ms * 1000LL) wire::AppendPing(writer_.frames());
   return Send();
 }
@@ -656,6 +819,7 @@ Status Session::CheckIdle(bool reading, int64_t now) {
 
 Status Session::Run() {
   Log("session started (" + std::to_string(work_.threads()) + " decompression threads)");
+  SendSummary();
   for (;;) {
     Status st = Step();
     if (!st.ok()) {
@@ -667,7 +831,7 @@ Status Session::Run() {
       (void)Send();
       return st;
     }
-    bool all = core_.goodbye() && work_.queued() == 0 && !current_;
+    bool all = core_.goodbye() && work_.queued() == 0 && !current_ && held_.empty();
     for (auto& vm : vms_) all = all && (vm->reported || vm->failed);
     if (all && net_out_.empty()) {
       const core::DestStats& d = core_.stats();
@@ -676,6 +840,10 @@ Status Session::Run() {
           " whole, " + std::to_string(d.deltas) + " as deltas; " + std::to_string(d.zframes) +
           " compressed bodies, " + std::to_string(d.zframes_bytes >> 10) + " KiB -> " +
           std::to_string(d.zframes_raw >> 10) + " KiB)" +
+          (cache_ && core_.cache()
+               ? "; page cache: " + std::to_string(cache_hits_) + " pages found, " +
+                     std::to_string(cache_misses_) + " asked for again"
+               : std::string()) +
           (drain_ ? "; page cache: " + std::to_string(drain_->stats().offered) +
                         " pages offered since the receiver started, " +
                         std::to_string(drain_->stats().dropped) + " dropped (disk too slow)"
@@ -688,8 +856,8 @@ Status Session::Run() {
 }  // namespace
 
 Status RunReceiveSession(const ReceiverOptions& options, net::Fd fd, const wire::SessionKeys& keys,
-                         uint16_t features, store::CacheDrain* drain) {
-  Session session(options, LoadDestMap(options), std::move(fd), keys, features, drain);
+                         uint16_t features, store::CacheDrain* drain, store::PageCache* cache) {
+  Session session(options, LoadDestMap(options), std::move(fd), keys, features, drain, cache);
   return session.Run();
 }
 

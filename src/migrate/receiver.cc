@@ -103,7 +103,7 @@ struct Connection {
 };
 
 void ServeConnection(Connection* c, net::Fd fd, const ReceiverOptions& o, RefusalLog* refusals,
-                     store::CacheDrain* drain) {
+                     store::CacheDrain* drain, store::PageCache* cache) {
   wire::SessionKeys keys;
   uint16_t features = 0;
   {
@@ -125,7 +125,7 @@ void ServeConnection(Connection* c, net::Fd fd, const ReceiverOptions& o, Refusa
   if (o.verbose)
     fprintf(stderr, "gangmig receive: session from %s, features: %s\n", c->peer.c_str(),
             wire::FeatureNames(features).c_str());
-  c->status = RunReceiveSession(o, std::move(fd), keys, features, drain);
+  c->status = RunReceiveSession(o, std::move(fd), keys, features, drain, cache);
   if (!c->status.ok())
     fprintf(stderr, "gangmig receive: session from %s failed: %s\n", c->peer.c_str(),
             c->status.message().c_str());
@@ -236,7 +236,7 @@ Status RunReceiver(const ReceiverOptions& options) {
     c.peer = peer;
     c.thread =
         std::thread(ServeConnection, &c, std::move(fd).value(), std::cref(options), &refusals,
-                    drain.get());
+                    drain.get(), cache.get());
   }
 }
 

@@ -27,7 +27,8 @@ nlohmann::json Report::ToJson() const {
   json j;
   j["mode"] = mode;
   j["total_time_s"] = double(end_us - start_us) / 1e6;
-  uint64_t stream = 0, link = 0, frames = 0, sent = 0, ref = 0, delta = 0, zero = 0, pass = 0;
+  uint64_t stream = 0, link = 0, frames = 0, sent = 0, ref = 0, delta = 0, zero = 0, pass = 0,
+           cached = 0;
   j["vms"] = json::array();
   for (const VmReport& v : vms) {
     j["vms"].push_back({{"name", v.name},
@@ -56,6 +57,7 @@ nlohmann::json Report::ToJson() const {
                         {"pages_referenced", v.pages_referenced},
                         {"pages_delta", v.pages_delta},
                         {"delta_bytes", v.delta_bytes},
+                        {"pages_cached", v.pages_cached},
                         {"zero_pages", v.zero_pages},
                         {"passthrough_bytes", v.passthrough_bytes},
                         {"passthrough_reason", v.passthrough_reason},
@@ -66,6 +68,7 @@ nlohmann::json Report::ToJson() const {
     sent += v.pages_sent;
     ref += v.pages_referenced;
     delta += v.pages_delta;
+    cached += v.pages_cached;
     zero += v.zero_pages;
     pass += v.passthrough_bytes;
   }
@@ -75,6 +78,7 @@ nlohmann::json Report::ToJson() const {
                 {"pages_sent", sent},
                 {"pages_referenced", ref},
                 {"pages_delta", delta},
+                {"pages_cached", cached},
                 {"zero_pages", zero},
                 {"passthrough_bytes", pass},
                 {"link_tx_bytes", link_tx_bytes},

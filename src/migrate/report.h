@@ -44,6 +44,7 @@ struct VmReport {
   uint64_t pages_referenced = 0;      // pages sent as a reference to content already sent
   uint64_t pages_delta = 0;           // pages sent as a change to an earlier version (DELTA)
   uint64_t delta_bytes = 0;           // bytes of those changes
+  uint64_t pages_cached = 0;          // pages named by SHA-256: in the receiver's cache (CREF)
   uint64_t zero_pages = 0;            // zero-page records (passed verbatim, 1 byte each)
   uint64_t passthrough_bytes = 0;     // bytes forwarded without parsing after a fallback
   std::string passthrough_reason;     // why this VM's stream fell back to pass-through

@@ -276,7 +276,8 @@ Status Sender::Connect() {
   core_ = std::make_unique<core::SourceCore>(
       core::SourceOptions{.index = {.copy_budget_bytes = opt_.verify_copies,
                                     .seed = index::PageIndex::RandomSeed()},
-                          .delta = (features_ & wire::kFeatureDelta) != 0},
+                          .delta = (features_ & wire::kFeatureDelta) != 0,
+                          .dest_cache = (features_ & wire::kFeatureCache) != 0},
       writer_->frames());
   // Sent record buffers come back to the writer (RecordWriter::SealIfFull swaps a full
   // record with the empty spare), so frames are built in warm memory, not fresh pages.
@@ -403,6 +404,7 @@ void Sender::UpdateVmReport(Vm& vm, uint16_t id) {
   vm.rep->pages_referenced = st.pages_referenced;
   vm.rep->pages_delta = st.pages_delta;
   vm.rep->delta_bytes = st.delta_bytes;
+  vm.rep->pages_cached = st.pages_cached;
   if (st.extra_channel_bytes) vm.rep->passthrough_bytes = st.extra_channel_bytes;
   const qemu_stream::StreamParser& parser = core_->parser(id);
   vm.rep->zero_pages = parser.stats().zero_pages;
@@ -461,6 +463,16 @@ Status Sender::OnFrame(const wire::Frame& f) {
   if (f.type == FrameType::kAbort)
     return Status::Error("receiver aborted: " + std::string(AsChars(f.payload)));
   if (f.type == FrameType::kGoodbye || f.type == FrameType::kPing) return Status::Ok();
+  if (f.type == FrameType::kSummary || f.type == FrameType::kNeed ||
+      f.type == FrameType::kCacheAck) {
+    if (!core_ || !(features_ & wire::kFeatureCache))
+      return Status::Error(std::string("receiver sent a ") + wire::FrameTypeName(f.type) +
+                           " frame, but the page cache was not negotiated");
+    if (f.type == FrameType::kSummary) return core_->OnSummary(f.payload);
+    if (f.type == FrameType::kNeed) return core_->OnNeed(f.page_id);
+    core_->OnCacheAck(f.page_id);
+    return Status::Ok();
+  }
   if (f.vm >= vms_.size())
     return Status::Error("receiver sent a frame for unknown vm id " + std::to_string(f.vm));
   Vm& vm = *vms_[f.vm];
@@ -781,6 +793,13 @@ void Sender::ReportEncoding() {
       {"delta_saved_bytes",
        delta_pages * (wire::kPageFrameSize - wire::kDeltaHeaderSize) - delta_bytes}};
   if (!core_) return;
+  if (features_ & wire::kFeatureCache) {
+    uint64_t cached = 0;
+    for (const VmReport& v : report_->vms) cached += v.pages_cached;
+    report_->extra["dest_cache"] = {{"summary_bytes", core_->summary_bytes()},
+                                    {"pages_cached", cached},
+                                    {"pages_asked_again", core_->fills()}};
+  }
   const index::PageIndex& idx = core_->index();
   report_->extra["sender_index"] = {{"distinct_pages", idx.size()},
                                     {"verify_bytes_held", idx.bytes_held()},

@@ -17,7 +17,7 @@ VmConfig Scenario::SourceConfig(int i) const {
   c.workdir = config_.workdir;
   c.mem_mib = config_.mem_mib;
   c.UseImage(config_.alt_image && i % 2 == 1 ? *config_.alt_image : config_.image);
-  c.seed = i + 1;
+  c.seed = config_.first_seed + i;
   c.workload_mib = config_.workload_mib;
   c.dirty_rate = config_.dirty_rate;
   c.extra_append = config_.extra_append;

@@ -31,6 +31,7 @@ struct ScenarioConfig {
   int boot_timeout_ms = 180000;
   std::string workdir;  // must exist
   std::string name_prefix = "vm";
+  int first_seed = 1;  // VM i's guest seeds its per-VM data with first_seed + i
   std::string extra_append;  // more guest kernel command line (e.g. gangmig.shared_pct=0)
   bool keep_ram_files = false;
   bool paused_destinations = true;            // -S: destinations stay paused after the migration
