@@ -498,6 +498,7 @@ Status Session::Pump() {
     if (!*more) break;
   }
   if (ending_ && !current_ && work_.queued() == 0) return end_;
+  if (ending_ && waiting_) return end_;  // the awaited FILL can no longer come
   return Status::Ok();
 }
 

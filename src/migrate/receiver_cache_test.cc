@@ -1,0 +1,103 @@
+// The receiver's side of the page cache protocol, as a peer sees it: CREFs the cache
+// holds are delivered without a word; one it does not hold is asked for (NEED) and
+// delivered once the sender's FILL arrives, while the frames behind it wait; a FILL that
+// is not the named page, or that nobody asked for, ends the session with its reason.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "migrate/receiver_test_util.h"
+#include "store/page_cache.h"
+
+namespace gangmig::migrate {
+namespace {
+
+using receiver_testing::ReceiverTest;
+
+Bytes Page(char c) { return Bytes(wire::kPageSize, uint8_t(c)); }
+
+Bytes KeyOf(const Bytes& page) {
+  index::Fingerprinter fp;
+  index::Digest d = fp.Of(page);
+  return Bytes(d.bytes.begin(), d.bytes.end());
+}
+
+class CacheReceiverTest : public ReceiverTest {
+ protected:
+  void Tune(ReceiverOptions* o) override {
+    o->cache_dir = dest_dir_ + "/cache";
+    auto cache = store::PageCache::Open(o->cache_dir, 1 << 30);  // before the receiver opens it
+    ASSERT_TRUE(cache.ok()) << cache.status().message();
+    index::Fingerprinter fp;
+    Bytes cached = Page('c');
+    ASSERT_TRUE((*cache)->Put(fp.Of(cached), cached).ok());
+  }
+  void TearDown() override {
+    std::filesystem::remove_all(dest_dir_ + "/cache");
+    ReceiverTest::TearDown();
+  }
+};
+
+TEST_F(CacheReceiverTest, CachedPageIsDeliveredWithoutAsking) {
+  OpenVm();
+  Bytes f;
+  wire::AppendData(&f, 0, 0, AsBytes("a"));
+  wire::AppendCref(&f, 0, 0, KeyOf(Page('c')));
+  wire::AppendRef(&f, 0, 0, 0);  // the CREF's content got page id 0
+  wire::AppendChannelEof(&f, 0, 0);
+  ASSERT_TRUE(sender_.Send(f).ok());
+  EXPECT_EQ(DestinationBytesUntilClose(), "a" + std::string(4096, 'c') + std::string(4096, 'c'));
+  EXPECT_EQ(sender_.WaitFor(wire::FrameType::kCacheAck), "");
+  ExpectLoadedAndSessionOk();
+}
+
+// A CREF the cache does not hold (evicted since the summary, a false positive): the
+// receiver asks for it and waits with the frames behind it; the FILL completes it.
+TEST_F(CacheReceiverTest, MissingPageIsAskedForAndFilled) {
+  OpenVm();
+  Bytes f;
+  wire::AppendCref(&f, 0, 0, KeyOf(Page('q')));
+  wire::AppendData(&f, 0, 0, AsBytes("after"));
+  ASSERT_TRUE(sender_.Send(f).ok());
+  EXPECT_EQ(sender_.WaitFor(wire::FrameType::kNeed), "");
+  Bytes more, fill;
+  wire::AppendData(&more, 0, 0, AsBytes("+"));  // sent before the sender saw the NEED
+  ASSERT_TRUE(sender_.Send(more).ok());
+  wire::AppendFill(&fill, 0, Page('q'));
+  wire::AppendChannelEof(&fill, 0, 0);
+  ASSERT_TRUE(sender_.Send(fill).ok());
+  EXPECT_EQ(DestinationBytesUntilClose(), std::string(4096, 'q') + "after+");
+  ExpectLoadedAndSessionOk();
+}
+
+TEST_F(CacheReceiverTest, FillThatIsNotTheNamedPageEndsTheSession) {
+  OpenVm();
+  Bytes f, fill;
+  wire::AppendCref(&f, 0, 0, KeyOf(Page('q')));
+  ASSERT_TRUE(sender_.Send(f).ok());
+  EXPECT_EQ(sender_.WaitFor(wire::FrameType::kNeed), "");
+  wire::AppendFill(&fill, 0, Page('x'));
+  ASSERT_TRUE(sender_.Send(fill).ok());
+  EXPECT_EQ(ReceiverError(), "FILL for CREF 0 is not the page its key names");
+  EXPECT_EQ(DestinationBytesUntilClose(), "");
+}
+
+TEST_F(CacheReceiverTest, FillNobodyAskedForEndsTheSession) {
+  OpenVm();
+  Bytes fill;
+  wire::AppendFill(&fill, 5, Page('q'));
+  ASSERT_TRUE(sender_.Send(fill).ok());
+  EXPECT_EQ(ReceiverError(), "FILL for CREF 5, which the receiver did not ask for");
+}
+
+// Without --cache the receiver does not agree to the cache, and refuses its frames.
+TEST_F(ReceiverTest, CrefWithoutTheCacheIsRefused) {
+  OpenVm();
+  Bytes f;
+  wire::AppendCref(&f, 0, 0, KeyOf(Page('q')));
+  ASSERT_TRUE(sender_.Send(f).ok());
+  EXPECT_EQ(ReceiverError(), "sender sent a CREF frame, but the page cache was not negotiated");
+}
+
+}  // namespace
+}  // namespace gangmig::migrate
