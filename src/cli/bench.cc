@@ -44,6 +44,9 @@ const char kBenchHelp[] =
     "  single-dup   1 VM of 1 GiB holding 6 more copies of its userland (as containers\n"
     "               that unpacked the same image): duplicates inside one VM\n"
     "  gang-12      12 VMs of 512 MiB (reported as gang-size point 12)\n"
+    "  second-batch 4 VMs of 512 MiB to a receiver with a page cache that a first gang of\n"
+    "               4 fresh VMs of the same image (other per-VM data) filled: row\n"
+    "               `first` is that gang, the three ways run on the second\n"
     "  --smoke      one point (2 VMs of 192 MiB), one repetition: a quick check\n"
     "--points LIST keeps only the points named (e.g. --scenarios single-size --points 8G).\n"
     "--verify-copies MIB is passed to gangmig's sender (default 1024; 0 proves every\n"
@@ -57,6 +60,10 @@ struct Point {
   std::string scenario, label;
   testbed::ScenarioConfig config;
   int link_mbit = 0;  // 0: the bench's --link-mbit
+  // The gang run's receiver keeps a page cache, warmed first by a gang of the same image
+  // with other per-VM data (seeds 1..n; the measured gang has seeds 11..): its row
+  // "first" is that warm-up, the three ways are measured on the second gang.
+  bool warm_cache = false;
 };
 
 std::vector<Point> Points(const std::string& list, bool smoke,
@@ -103,6 +110,12 @@ std::vector<Point> Points(const std::string& list, bool smoke,
     // One VM holding duplicates inside itself: 6 more copies of its userland (gangmig.copies).
     Point p{"single-dup", "1Gx6", base(1, 1024, 256)};
     p.config.extra_append = "gangmig.copies=6";
+    pts.push_back(p);
+  }
+  if (want("second-batch")) {
+    Point p{"second-batch", "4x512", base(4, 512, 128)};
+    p.config.first_seed = 11;
+    p.warm_cache = true;
     pts.push_back(p);
   }
   if (want("single-size"))
@@ -303,68 +316,86 @@ int RunBench(const Args& args) {
       shaped_mbit = want_mbit;
     }
     uint64_t lower_bound = 0, lower_bound_z = 0;
+    // One run's row, CSV line and JSON report. false: interrupted, stop.
+    auto record = [&](Mode mode, const std::string& label, int rep, Run& run) {
+      if (migrate::Interrupted()) {
+        fprintf(stderr, "gangmig bench: interrupted\n");
+        std::error_code ec;
+        std::filesystem::remove_all(workdir, ec);
+        return false;
+      }
+      if (mode == Mode::kGang && run.distinct_pages) {
+        lower_bound = run.distinct_pages * 4096 + run.stream_nonpage_bytes;
+        lower_bound_z = run.distinct_zstd_bytes + run.stream_nonpage_bytes;
+      }
+      Row r;
+      r.scenario = p.scenario, r.label = label, r.mode = ModeName(mode);
+      r.rep = rep, r.link_mbit = shaped_mbit;
+      r.time_s = (run.report.end_us - run.report.start_us) / 1e6;
+      for (const auto& v : run.report.vms) {
+        r.downtime_ms = std::max(r.downtime_ms, v.downtime_ms());
+        r.sent += v.pages_sent, r.ref += v.pages_referenced, r.zero += v.zero_pages;
+      }
+      r.link_kernel = run.kernel_link_bytes;
+      r.link_own = run.report.link_tx_bytes + run.report.link_rx_bytes;
+      r.lower_bound = lower_bound;
+      r.lower_bound_z = lower_bound_z;
+      r.cpu_gangmig = run.report.cpu_seconds + run.receiver_cpu;
+      r.cpu_qemu = run.qemu_src_cpu + run.qemu_dst_cpu;
+      r.rss_send = mode == Mode::kGang ? run.report.peak_rss_kib : 0;
+      r.rss_recv = run.receiver_peak_rss_kib;
+      r.ram = run.ram_check;
+      r.ok = run.status.ok();
+      all_ok = all_ok && r.ok && r.ram == "identical";
+      if (!run.status.ok())
+        fprintf(stderr, "gangmig bench: %s/%s %s failed: %s\n", p.scenario.c_str(),
+              label.c_str(), r.mode.c_str(), run.status.message().c_str());
+      rows.push_back(r);
+      csv << Csv(r) << "\n" << std::flush;
+      std::string dir = out + "/" + p.scenario + "/" + label;
+      std::filesystem::create_directories(dir);
+      nlohmann::json j = run.report.ToJson();
+      j["kernel_link_bytes"] = run.kernel_link_bytes;
+      j["ram_check"] = run.ram_check;
+      j["distinct_nonzero_pages"] = run.distinct_pages;
+      j["lower_bound_bytes"] = lower_bound;
+      j["lower_bound_compressed_bytes"] = lower_bound_z;
+      if (mode == Mode::kGang) j["distinct_nonzero_pages_zstd_bytes"] = run.distinct_zstd_bytes;
+      j["cpu"] = {{"gangmig_migrate", run.report.cpu_seconds},
+                {"gangmig_receive", run.receiver_cpu},
+                {"qemu_sources", run.qemu_src_cpu},
+                {"qemu_destinations", run.qemu_dst_cpu}};
+      j["receiver_peak_rss_kib"] = run.receiver_peak_rss_kib;
+      j["link"] = link;
+      if (mode == Mode::kGang) j["verify_copies_bytes"] = tuning.verify_copies;
+      std::ofstream(dir + "/" + r.mode + "-" + std::to_string(rep) + ".json")
+          << j.dump(2) << "\n";
+      fprintf(stderr, "== %s/%s %s rep %d: %.2f s, link %.1f MiB, RAM %s\n", p.scenario.c_str(),
+            label.c_str(), r.mode.c_str(), rep, r.time_s, r.link_kernel / 1048576.0,
+            r.ram.c_str());
+      return true;
+    };
     for (int rep = 1; rep <= reps; ++rep) {
+      std::string cache;
+      if (p.warm_cache) {
+        cache = workdir + "/cache-" + std::to_string(rep);
+        std::error_code ec;
+        std::filesystem::remove_all(cache, ec);
+        testbed::ScenarioConfig c = p.config;
+        c.workdir = workdir;
+        c.image = *image;
+        c.first_port = 47001;
+        c.first_seed = 1;
+        Run first = RunOnce(Mode::kGang, c, key_file, tuning, cache);
+        if (!record(Mode::kGang, "first", rep, first)) return 130;
+      }
       for (Mode mode : {Mode::kGang, Mode::kDirect, Mode::kDirectMultifdZstd}) {
         testbed::ScenarioConfig c = p.config;
         c.workdir = workdir;
         c.image = *image;
         c.first_port = 47001;
-        Run run = RunOnce(mode, c, key_file, tuning);
-        if (migrate::Interrupted()) {
-          fprintf(stderr, "gangmig bench: interrupted\n");
-          std::error_code ec;
-          std::filesystem::remove_all(workdir, ec);
-          return 130;
-        }
-        if (mode == Mode::kGang && run.distinct_pages) {
-          lower_bound = run.distinct_pages * 4096 + run.stream_nonpage_bytes;
-          lower_bound_z = run.distinct_zstd_bytes + run.stream_nonpage_bytes;
-        }
-        Row r;
-        r.scenario = p.scenario, r.label = p.label, r.mode = ModeName(mode);
-        r.rep = rep, r.link_mbit = shaped_mbit;
-        r.time_s = (run.report.end_us - run.report.start_us) / 1e6;
-        for (const auto& v : run.report.vms) {
-          r.downtime_ms = std::max(r.downtime_ms, v.downtime_ms());
-          r.sent += v.pages_sent, r.ref += v.pages_referenced, r.zero += v.zero_pages;
-        }
-        r.link_kernel = run.kernel_link_bytes;
-        r.link_own = run.report.link_tx_bytes + run.report.link_rx_bytes;
-        r.lower_bound = lower_bound;
-        r.lower_bound_z = lower_bound_z;
-        r.cpu_gangmig = run.report.cpu_seconds + run.receiver_cpu;
-        r.cpu_qemu = run.qemu_src_cpu + run.qemu_dst_cpu;
-        r.rss_send = mode == Mode::kGang ? run.report.peak_rss_kib : 0;
-        r.rss_recv = run.receiver_peak_rss_kib;
-        r.ram = run.ram_check;
-        r.ok = run.status.ok();
-        all_ok = all_ok && r.ok && r.ram == "identical";
-        if (!run.status.ok())
-          fprintf(stderr, "gangmig bench: %s/%s %s failed: %s\n", p.scenario.c_str(),
-                  p.label.c_str(), r.mode.c_str(), run.status.message().c_str());
-        rows.push_back(r);
-        csv << Csv(r) << "\n" << std::flush;
-        std::string dir = out + "/" + p.scenario + "/" + p.label;
-        std::filesystem::create_directories(dir);
-        nlohmann::json j = run.report.ToJson();
-        j["kernel_link_bytes"] = run.kernel_link_bytes;
-        j["ram_check"] = run.ram_check;
-        j["distinct_nonzero_pages"] = run.distinct_pages;
-        j["lower_bound_bytes"] = lower_bound;
-        j["lower_bound_compressed_bytes"] = lower_bound_z;
-        if (mode == Mode::kGang) j["distinct_nonzero_pages_zstd_bytes"] = run.distinct_zstd_bytes;
-        j["cpu"] = {{"gangmig_migrate", run.report.cpu_seconds},
-                    {"gangmig_receive", run.receiver_cpu},
-                    {"qemu_sources", run.qemu_src_cpu},
-                    {"qemu_destinations", run.qemu_dst_cpu}};
-        j["receiver_peak_rss_kib"] = run.receiver_peak_rss_kib;
-        j["link"] = link;
-        if (mode == Mode::kGang) j["verify_copies_bytes"] = tuning.verify_copies;
-        std::ofstream(dir + "/" + r.mode + "-" + std::to_string(rep) + ".json")
-            << j.dump(2) << "\n";
-        fprintf(stderr, "== %s/%s %s rep %d: %.2f s, link %.1f MiB, RAM %s\n", p.scenario.c_str(),
-                p.label.c_str(), r.mode.c_str(), rep, r.time_s, r.link_kernel / 1048576.0,
-                r.ram.c_str());
+        Run run = RunOnce(mode, c, key_file, tuning, mode == Mode::kGang ? cache : "");
+        if (!record(mode, p.warm_cache ? "second" : p.label, rep, run)) return 130;
       }
     }
   }

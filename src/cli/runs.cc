@@ -109,18 +109,20 @@ std::string IsolateNetworkImpl(int link_mbit) {
 
 // `threads` < 0: the receiver's default.
 pid_t StartReceiver(const std::string& key_file, int port, const std::string& dest_map,
-                    const std::string& log, int threads) {
-  std::string listen = "127.0.0.1:" + std::to_string(port), n = std::to_string(threads);
+                    const std::string& log, int threads, const std::string& cache) {
+  std::vector<std::string> args = {"gangmig",  "receive",  "--listen",
+                                   "127.0.0.1:" + std::to_string(port),
+                                   "--key-file", key_file, "--dest-map", dest_map, "--once"};
+  if (threads >= 0) args.insert(args.end(), {"--threads", std::to_string(threads)});
+  if (!cache.empty()) args.insert(args.end(), {"--cache", cache});
   pid_t pid = fork();
   if (pid == 0) {
     FILE* f = freopen(log.c_str(), "w", stderr);
     (void)f;
-    if (threads >= 0)
-      execl("/proc/self/exe", "gangmig", "receive", "--listen", listen.c_str(), "--key-file",
-            key_file.c_str(), "--dest-map", dest_map.c_str(), "--once", "--threads", n.c_str(),
-            (char*)nullptr);
-    execl("/proc/self/exe", "gangmig", "receive", "--listen", listen.c_str(), "--key-file",
-          key_file.c_str(), "--dest-map", dest_map.c_str(), "--once", (char*)nullptr);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv("/proc/self/exe", argv.data());
     _exit(127);
   }
   return pid;
@@ -157,7 +159,7 @@ const char* ModeName(Mode m) {
 }
 
 Run RunOnce(Mode mode, testbed::ScenarioConfig c, const std::string& key_file,
-            const migrate::SenderOptions& tuning) {
+            const migrate::SenderOptions& tuning, const std::string& receiver_cache) {
   Run run;
   bool gang = mode == Mode::kGang;
   c.tcp_destinations = !gang;
@@ -188,7 +190,8 @@ Run RunOnce(Mode mode, testbed::ScenarioConfig c, const std::string& key_file,
     std::string map = c.workdir + "/dest.map";
     run.status = sc.WriteDestMap(map);
     if (!run.status.ok()) return run;
-    receiver = StartReceiver(key_file, port, map, c.workdir + "/receiver.log", tuning.threads);
+    receiver = StartReceiver(key_file, port, map, c.workdir + "/receiver.log", tuning.threads,
+                             receiver_cache);
     opt.receiver = "127.0.0.1:" + std::to_string(port);
     std::ifstream k(key_file);
     std::string key;

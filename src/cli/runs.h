@@ -36,8 +36,9 @@ struct Run {
 // and stops every VM again. The gang mode uses `key_file` and the sender's tuning
 // (verify_copies, compression, features) from `tuning`; its VMs, receiver and key are
 // filled in here.
+// `receiver_cache`: the gang mode's receiver keeps a page cache there (receive --cache).
 Run RunOnce(Mode mode, testbed::ScenarioConfig config, const std::string& key_file,
-            const migrate::SenderOptions& tuning = {});
+            const migrate::SenderOptions& tuning = {}, const std::string& receiver_cache = "");
 
 // Moves this process into a private network namespace with lo up and, if link_mbit > 0,
 // shaped with tc tbf. Returns a description of the link for reports.
