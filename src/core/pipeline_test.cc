@@ -61,8 +61,10 @@ struct GangResult {
 struct Encodings {
   bool zstd = false;
   bool delta = false;
+  bool cache = false;  // a receiver summary that claims every page: every new page a CREF
   uint16_t features() const {
-    return uint16_t((zstd ? wire::kFeatureZstd : 0) | (delta ? wire::kFeatureDelta : 0));
+    return uint16_t((zstd ? wire::kFeatureZstd : 0) | (delta ? wire::kFeatureDelta : 0) |
+                    (cache ? wire::kFeatureCache : 0));
   }
 };
 
@@ -74,6 +76,19 @@ struct Rebuilder : core::DestCore::Output {
     return Status::Ok();
   }
   Status OnControl(const wire::Frame&) override { return Status::Ok(); }
+  // A CREF resolves to what the sender kept for it (as a FILL would bring it), checked
+  // against its key as the receiver checks it.
+  const core::SourceCore* source = nullptr;
+  index::Fingerprinter fp;
+  Result<ByteView> OnCref(uint32_t cref, ByteView key) override {
+    ByteView page = source->KeptCref(cref);
+    if (page.empty()) return Status::Error("CREF " + std::to_string(cref) + " not kept");
+    index::Digest d = fp.Of(page);
+    if (ByteView(d.bytes.data(), d.bytes.size()).size() != key.size() ||
+        !std::equal(key.begin(), key.end(), d.bytes.begin()))
+      return Status::Error("CREF " + std::to_string(cref) + " names another page");
+    return page;
+  }
 };
 
 // Sends `inputs` (one main stream per VM) through the source core -> records (zstd if
@@ -87,7 +102,16 @@ GangResult RunGang(const std::vector<Bytes>& inputs, uint32_t seed,
   wire::RecordWriter writer(&sealer);
   encode::FrameCompressor zstd({.mode = encode::CompressionOptions::Mode::kAlways});
   if (enc.zstd) writer.SetTransform(&zstd);
-  core::SourceCore source({.index = index_options, .delta = enc.delta}, writer.frames());
+  core::SourceCore source(
+      {.index = index_options, .delta = enc.delta, .dest_cache = enc.cache, .max_unacked_crefs = 1 << 20},
+      writer.frames());
+  if (enc.cache) {  // a summary whose every bit is set, in two pieces
+    Bytes piece = {7, 16, 0, 0, 0, 0};
+    piece.resize(6 + 4096, 0xff);
+    EXPECT_TRUE(source.OnSummary(piece).ok());
+    piece[4] = 0x10;  // offset 4096
+    EXPECT_TRUE(source.OnSummary(piece).ok());
+  }
   for (size_t i = 0; i < inputs.size(); ++i) source.OpenChannel(uint16_t(i), 0);
   Bytes wire_bytes;
   std::vector<size_t> pos(inputs.size(), 0);
@@ -112,6 +136,7 @@ GangResult RunGang(const std::vector<Bytes>& inputs, uint32_t seed,
   core::DestCore dest(enc.features());
   Rebuilder rebuilder;
   rebuilder.out = &r.rebuilt;
+  rebuilder.source = &source;
   for (size_t at = 0; at < wire_bytes.size();) {
     size_t n = std::min<size_t>(wire_bytes.size() - at, 1 + rng() % 70000);
     opener.Feed(ByteView(wire_bytes.data() + at, n));
@@ -142,6 +167,10 @@ TEST_P(PipelineEncodings, EveryCapturedStreamIsRebuiltByteForByte) {
     GangResult r = RunGang(inputs, seed, {}, GetParam());
     if (GetParam().zstd) {
       EXPECT_GT(r.dest.zframes, 0u);
+    }
+    if (GetParam().cache) {  // every new content went as a CREF, with REFs and DELTAs to it
+      EXPECT_EQ(r.pages_sent, 0u);
+      EXPECT_GT(r.dest.crefs, 500u);
     }
     for (size_t i = 0; i < inputs.size(); ++i) {
       ASSERT_EQ(r.rebuilt[i].size(), inputs[i].size()) << paths[i];
@@ -199,10 +228,13 @@ TEST(PipelineTest, HashCollisionsAndSha256ProofStayByteExact) {
 
 INSTANTIATE_TEST_SUITE_P(AllEncodings, PipelineEncodings,
                          ::testing::Values(Encodings{false, false}, Encodings{true, false},
-                                           Encodings{false, true}, Encodings{true, true}),
+                                           Encodings{false, true}, Encodings{true, true},
+                                           Encodings{false, true, true},
+                                           Encodings{true, true, true}),
                          [](const auto& info) {
                            return std::string(info.param.zstd ? "zstd" : "raw") +
-                                  (info.param.delta ? "_delta" : "_whole");
+                                  (info.param.delta ? "_delta" : "_whole") +
+                                  (info.param.cache ? "_cref" : "");
                          });
 
 // A stream of three pre-copy rounds over the same 64 pages: round 1 sends them all,

@@ -174,9 +174,15 @@ Status SourceCore::OnSummary(ByteView p) {
   return Status::Ok();
 }
 
+ByteView SourceCore::KeptCref(uint32_t cref) const {
+  if (unacked_.empty() || cref < unacked_.front().first) return ByteView();
+  size_t at = cref - unacked_.front().first;  // numbers are consecutive
+  return at < unacked_.size() ? ByteView(unacked_[at].second) : ByteView();
+}
+
 Status SourceCore::OnNeed(uint32_t cref) {
-  for (const auto& [n, content] : unacked_) {
-    if (n != cref) continue;
+  ByteView content = KeptCref(cref);
+  if (!content.empty()) {
     wire::AppendFill(frames_, cref, content);
     ++fills_;
     return Status::Ok();
@@ -184,6 +190,7 @@ Status SourceCore::OnNeed(uint32_t cref) {
   return Status::Error("the receiver asked for CREF " + std::to_string(cref) +
                        ", which was never sent or was already acknowledged");
 }
+
 
 void SourceCore::OnCacheAck(uint32_t crefs) {
   while (!unacked_.empty() && unacked_.front().first < crefs) unacked_.pop_front();

@@ -69,6 +69,8 @@ class SourceCore {
   Status OnNeed(uint32_t cref);
   void OnCacheAck(uint32_t crefs);
   uint64_t summary_bytes() const { return summary_bytes_; }
+  // The content kept for CREF `cref` (empty: never sent, or acknowledged).
+  ByteView KeptCref(uint32_t cref) const;
   uint64_t fills() const { return fills_; }
 
   // REQUIRES for both: channel 0 of vm was opened.
