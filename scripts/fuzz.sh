@@ -30,6 +30,8 @@ printf '{"name":"web-1"}' >build-fuzz/corpus/control_fuzz/open
 printf '{"event":"done","loaded_us":1,"resume_us":2,"bytes":3}' >build-fuzz/corpus/control_fuzz/done
 printf '{"event":"progress","delivered":65536}' >build-fuzz/corpus/control_fuzz/progress
 printf '\x04\x00\x07\x00\x00\x00\x00\x00' >build-fuzz/corpus/dest_core_fuzz/ref
+printf '\x13\x00\x00\x00\x08\x07\x10\x00\x00\x00\x00\xff\xff\x14\x00\x00\x00\x00\x15\x00\x00\x00\x01' \
+  >build-fuzz/corpus/cache_fuzz/summary-need-ack
 status=0
 for t in $targets; do
   echo "== $t: ${SECONDS_EACH} s"
