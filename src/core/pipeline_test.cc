@@ -84,8 +84,7 @@ struct Rebuilder : core::DestCore::Output {
     ByteView page = source->KeptCref(cref);
     if (page.empty()) return Status::Error("CREF " + std::to_string(cref) + " not kept");
     index::Digest d = fp.Of(page);
-    if (ByteView(d.bytes.data(), d.bytes.size()).size() != key.size() ||
-        !std::equal(key.begin(), key.end(), d.bytes.begin()))
+    if (!std::equal(key.begin(), key.end(), d.bytes.begin()))
       return Status::Error("CREF " + std::to_string(cref) + " names another page");
     return page;
   }

@@ -441,8 +441,7 @@ Result<bool> Session::HoldsFill(BodyTask& t) {
     if (!next.ok() || !*next) return false;
     if (f.type != wire::FrameType::kFill || f.page_id != *waiting_) continue;
     index::Digest d = fingerprinter_.Of(f.payload);
-    if (ByteView(d.bytes.data(), d.bytes.size()).size() != waiting_key_.size() ||
-        std::memcmp(d.bytes.data(), waiting_key_.data(), waiting_key_.size()) != 0)
+    if (std::memcmp(d.bytes.data(), waiting_key_.data(), d.bytes.size()) != 0)
       return Status::Error("FILL for CREF " + std::to_string(f.page_id) +
                            " is not the page its key names");
     std::memcpy(ready_page_, f.payload.data(), wire::kPageSize);
@@ -509,27 +508,23 @@ Status Session::Pump() {
 Result<bool> Session::TakeBody() {
   if (record_failed_) return false;
   std::unique_ptr<BodyTask> t;
-  if (spare_.empty()) {
-    t = std::make_unique<BodyTask>();
-  } else {
-    t = std::move(spare_.back());
-    spare_.pop_back();
-  }
   if (!held_.empty() && !waiting_) {  // bodies read while a FILL was awaited come first
-    spare_.push_back(std::move(t));
     t = std::move(held_.front());
     held_.pop_front();
     held_bytes_ -= t->body.size();
-    t->inflate = core_.zstd() && IsOneZFrames(t->body, &t->zframes);
-    bool run = t->inflate;
-    work_.Submit(std::move(t), run);
-    return true;
-  }
-  auto more = opener_.Next(&t->body);
-  if (!more.ok() || !*more) {
-    spare_.push_back(std::move(t));
-    if (!more.ok()) return more.status().WithContext("from sender");
-    return false;
+  } else {
+    if (spare_.empty()) {
+      t = std::make_unique<BodyTask>();
+    } else {
+      t = std::move(spare_.back());
+      spare_.pop_back();
+    }
+    auto more = opener_.Next(&t->body);
+    if (!more.ok() || !*more) {
+      spare_.push_back(std::move(t));
+      if (!more.ok()) return more.status().WithContext("from sender");
+      return false;
+    }
   }
   t->inflate = core_.zstd() && IsOneZFrames(t->body, &t->zframes);
   bool run = t->inflate;

@@ -309,21 +309,27 @@ net::Fd ConnectFrom(const char* source, uint16_t port) {
   return net::Fd(fd);
 }
 
+// A --once receiver on a free loopback port, for handshake tests (no VM is opened).
+std::future<Status> StartBareReceiver(uint16_t* port) {
+  auto l = net::Listen(*net::ParseAddress("127.0.0.1:0"));
+  *port = *net::LocalPort(l->get());
+  l->Reset();
+  ReceiverOptions o;
+  o.listen = "127.0.0.1:" + std::to_string(*port);
+  o.key = kKey;
+  o.once = true;
+  o.verbose = false;
+  o.dest_dir = "/nonexistent";
+  return std::async(std::launch::async, [o] { return RunReceiver(o); });
+}
+
 // Strangers that connect and say nothing (or half a hello) must not delay a real
 // sender: handshakes run side by side, each stranger address holds at most 8 slots. The
 // sender's reads time out after 2 s; with handshakes served one at a time (10 s each),
 // it would fail.
 TEST(ReceiverHandshakes, IdleStrangersDoNotDelayARealSender) {
-  auto l = net::Listen(*net::ParseAddress("127.0.0.1:0"));
-  uint16_t port = *net::LocalPort(l->get());
-  l->Reset();
-  ReceiverOptions o;
-  o.listen = "127.0.0.1:" + std::to_string(port);
-  o.key = kKey;
-  o.once = true;
-  o.verbose = false;
-  o.dest_dir = "/nonexistent";  // no VM is opened
-  auto result = std::async(std::launch::async, [o] { return RunReceiver(o); });
+  uint16_t port = 0;
+  auto result = StartBareReceiver(&port);
   std::vector<net::Fd> strangers;
   for (int i = 0; i < 200 && strangers.empty(); ++i) {
     net::Fd f = ConnectFrom("127.0.0.2", port);
@@ -363,16 +369,8 @@ TEST(ReceiverHandshakes, IdleStrangersDoNotDelayARealSender) {
 // A sender of another protocol version is answered with the receiver's own hello
 // header (so it can name both versions), then refused; the receiver keeps serving.
 TEST(ReceiverHandshakes, OtherVersionIsToldOurs) {
-  auto l = net::Listen(*net::ParseAddress("127.0.0.1:0"));
-  uint16_t port = *net::LocalPort(l->get());
-  l->Reset();
-  ReceiverOptions o;
-  o.listen = "127.0.0.1:" + std::to_string(port);
-  o.key = kKey;
-  o.once = true;
-  o.verbose = false;
-  o.dest_dir = "/nonexistent";
-  auto result = std::async(std::launch::async, [o] { return RunReceiver(o); });
+  uint16_t port = 0;
+  auto result = StartBareReceiver(&port);
   net::Fd old;
   for (int i = 0; i < 200 && !old.valid(); ++i) {
     old = ConnectFrom("127.0.0.5", port);

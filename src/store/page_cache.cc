@@ -181,9 +181,10 @@ Result<bool> PageCache::Get(const Key& key, uint8_t* out) {
     return found;
   }
   ++stats_.hits;
-  // Second chance: a page in use is not lost with the oldest segments.
-  size_t age = size_t(std::find(segments_.begin(), segments_.end(), loc.segment) - segments_.begin());
-  if (segments_.size() >= 4 && age < segments_.size() / 4) {
+  // Second chance: a page in use is not lost with the oldest segments. Segment numbers
+  // only grow, so "in the oldest quarter" is a comparison of numbers.
+  uint32_t oldest = segments_.front(), span = segments_.back() - oldest + 1;
+  if (span >= 4 && loc.segment - oldest < span / 4) {
     index_.erase(PrefixOf(key));
     ++stats_.rescued;
     GANGMIG_RETURN_IF_ERROR(PutLocked(key, ByteView(out, kPageSize)));
