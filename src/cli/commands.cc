@@ -30,7 +30,7 @@ const char kMigrateHelp[] =
     "                       [--report FILE.json] [--timeout SEC] [--max-buffer MIB]\n"
     "                       [--verify-copies MIB] [--compress auto|zstd|off]\n"
     "                       [--zstd-level N] [--delta auto|on|off] [--dest-window PAGES]\n"
-    "                       [--threads N] [--quiet]\n"
+    "                       [--threads N] [--page-ram MIB] [--spill-dir DIR] [--quiet]\n"
     "       gangmig migrate --direct --vm SPEC,dest=tcp:H:P[,dest-qmp=PATH] ...\n"
     "                       [--report FILE.json]\n\n"
     "Migrates every VM at once. Each source QEMU is told (over its QMP socket) to migrate\n"
@@ -55,6 +55,12 @@ const char kMigrateHelp[] =
     "                     referenced only after its content is proven equal to one\n"
     "                     already sent: byte by byte against such a copy, or by SHA-256\n"
     "                     once the copies use this much (slower: ~2.5 us per page)\n"
+    "  --page-ram MIB     of those copies, the newest this much stay in RAM (default\n"
+    "                     128; 0 = all); older ones go to a private, nameless spill\n"
+    "                     file and are read back when needed, so memory stays bounded\n"
+    "                     whatever the gang's size\n"
+    "  --spill-dir DIR    where that file goes (default /var/tmp; it needs up to\n"
+    "                     --verify-copies of space, and is gone when gangmig exits)\n"
     "  --compress MODE    zstd compression of what crosses the link (default auto):\n"
     "                       auto  only while the link is the bottleneck and the data\n"
     "                             compresses, so it never makes a run slower\n"
@@ -90,7 +96,8 @@ const char kReceiveHelp[] =
     "                       (--dest-dir DIR | --dest-map FILE | both) [--once] [--quiet]\n"
     "                       [--max-buffer MIB] [--max-session-buffer MIB]\n"
     "                       [--max-store MIB] [--disable zstd,delta] [--threads N]\n"
-    "                       [--cache DIR [--cache-size MIB]]\n\n"
+    "                       [--cache DIR [--cache-size MIB]]\n"
+    "                       [--page-ram MIB] [--spill-dir DIR]\n\n"
     "Destination end. Waits for an authenticated sender, connects to each VM's\n"
     "destination QEMU (started with -incoming ADDR, and preferably -S so nothing runs\n"
     "before the operator resumes it), rebuilds each stream byte for byte and relays the\n"
@@ -124,6 +131,13 @@ const char kReceiveHelp[] =
     "  --max-store MIB     distinct page contents one session may keep (a reference may\n"
     "                      name any of them); beyond it the session fails with this\n"
     "                      reason (default: half this host's RAM)\n"
+    "  --page-ram MIB      of those, the newest this much per session stay in RAM\n"
+    "                      (default 128; 0 = all); older pages go to a private,\n"
+    "                      nameless spill file, read back when a reference names them,\n"
+    "                      so memory stays bounded whatever the gang's size\n"
+    "  --spill-dir DIR     where that file goes (default: the --cache DIR, else\n"
+    "                      /var/tmp; it needs up to --max-store of space, and is gone\n"
+    "                      when the session ends)\n"
     "  --disable LIST      refuse these encodings from senders (zstd, delta; comma-\n"
     "                      separated), e.g. to spare this host's CPU. A sender that\n"
     "                      requires one (--compress zstd) is then refused by name\n"
@@ -233,6 +247,17 @@ bool WriteReport(const std::string& path, const migrate::Report& report) {
 
 }  // namespace
 
+// A spill directory must exist and be writable before anything starts: finding out
+// mid-migration would fail the gang.
+Status CheckSpillDir(const std::string& dir) {
+  struct stat st;
+  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    return Status::Error("--spill-dir " + dir + " is not a directory");
+  if (access(dir.c_str(), W_OK | X_OK) != 0)
+    return Status::Error("--spill-dir " + dir + ": " + strerror(errno));
+  return Status::Ok();
+}
+
 int RunMigrate(const Args& args) {
   Flags f = ParseFlags(args, {"--direct", "--quiet"});
   if (!f.error.empty()) return Usage(kMigrateHelp, f.error);
@@ -254,6 +279,12 @@ int RunMigrate(const Args& args) {
       if (k == "--timeout") opt.timeout_s = int(*n);
       if (k == "--max-buffer") opt.max_buffer = size_t(*n) << 20;
       if (k == "--verify-copies") opt.verify_copies = uint64_t(*n) << 20;
+    } else if (k == "--page-ram") {
+      auto n = ParseNumber(k, v, 0, 1 << 24);
+      if (!n.ok()) return Usage(kMigrateHelp, n.status().message());
+      opt.page_ram = *n ? uint64_t(*n) << 20 : UINT64_MAX;
+    } else if (k == "--spill-dir") {
+      opt.spill_dir = v;
     } else if (k == "--compress" || k == "--zstd-level" || k == "--delta") {
       Status st = ApplyEncodingFlag(k, v, &enc);
       if (!st.ok()) return Usage(kMigrateHelp, st.message());
@@ -281,6 +312,10 @@ int RunMigrate(const Args& args) {
   Status valid = migrate::ValidateVmSpecs(opt.vms, direct);
   if (!valid.ok()) return Usage(kMigrateHelp, valid.message());
   if (opt.timeout_s <= 0) return Usage(kMigrateHelp, "--timeout must be a positive number");
+  if (!direct && opt.page_ram != UINT64_MAX) {
+    Status spill = CheckSpillDir(opt.spill_dir);
+    if (!spill.ok()) return Usage(kMigrateHelp, spill.message());
+  }
   migrate::Report report;
   Status st;
   if (direct) {
@@ -335,6 +370,12 @@ int RunReceive(const Args& args) {
       auto n = ParseNumber(k, v, 1, 16 << 20);  // MiB, up to 16 TiB (2^32 pages)
       if (!n.ok()) return Usage(kReceiveHelp, n.status().message());
       opt.max_store = uint64_t(*n) << 20;
+    } else if (k == "--page-ram") {
+      auto n = ParseNumber(k, v, 0, 1 << 24);
+      if (!n.ok()) return Usage(kReceiveHelp, n.status().message());
+      opt.page_ram = *n ? uint64_t(*n) << 20 : UINT64_MAX;
+    } else if (k == "--spill-dir") {
+      opt.spill_dir = v;
     } else if (k == "--threads") {
       auto n = ParseNumber(k, v, 0, OrderedWork::kMaxThreads);
       if (!n.ok()) return Usage(kReceiveHelp, n.status().message());
@@ -359,6 +400,11 @@ int RunReceive(const Args& args) {
   if (!key.ok()) return Usage(kReceiveHelp, key.status().message());
   auto dests = migrate::LoadDestMap(opt);
   if (!dests.ok()) return Usage(kReceiveHelp, dests.status().message());
+  if (opt.spill_dir.empty()) opt.spill_dir = opt.cache_dir.empty() ? "/var/tmp" : opt.cache_dir;
+  if (opt.page_ram != UINT64_MAX && opt.cache_dir != opt.spill_dir) {
+    Status spill = CheckSpillDir(opt.spill_dir);  // the cache directory is made and checked later
+    if (!spill.ok()) return Usage(kReceiveHelp, spill.message());
+  }
   opt.key = *key;
   opt.once = Has(f, "--once");
   opt.verbose = !Has(f, "--quiet");

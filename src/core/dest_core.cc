@@ -20,8 +20,8 @@
 
 namespace gangmig::core {
 
-DestCore::DestCore(uint16_t features, uint64_t max_store)
-    : features_(features), max_store_(max_store), zstd_(wire::kMaxRecordBody) {}
+DestCore::DestCore(uint16_t features, uint64_t max_store, const index::PageStore::Options& store)
+    : features_(features), max_store_(max_store), store_(store), zstd_(wire::kMaxRecordBody) {}
 
 // What any frame from the sender must pass before it is looked at.
 Status DestCore::Admit(const wire::Frame& f) const {
@@ -125,6 +125,13 @@ Status DestCore::MayStore() const {
   return Status::Ok();
 }
 
+// Gives `page` the next id; the view returned is `page` itself.
+Result<ByteView> DestCore::Store(ByteView page) {
+  auto id = store_.Add(page);
+  if (!id.ok()) return id.status();
+  return page;
+}
+
 Result<ByteView> DestCore::Page(const wire::Frame& f, Output* out) {
   using wire::FrameType;
   if (f.type == FrameType::kDelta && !(features_ & wire::kFeatureDelta))
@@ -132,27 +139,29 @@ Result<ByteView> DestCore::Page(const wire::Frame& f, Output* out) {
   if (f.type != FrameType::kRef) GANGMIG_RETURN_IF_ERROR(MayStore());
   if (f.type == FrameType::kPage) {
     ++stats_.pages;
-    return store_.Get(store_.Add(f.payload));
+    return Store(f.payload);
   }
   if (f.type == FrameType::kCref) {
     auto page = out->OnCref(crefs_, f.payload);
     if (!page.ok()) return page.status();
     ++crefs_;
     ++stats_.crefs;
-    return store_.Get(store_.Add(*page));
+    return Store(*page);
   }
   if (f.page_id >= store_.size())
     return Status::Error(std::string(wire::FrameTypeName(f.type)) + " to page id " +
                          std::to_string(f.page_id) + " but only " + std::to_string(store_.size()) +
                          " pages were sent");
+  auto stored = store_.Get(f.page_id);
+  if (!stored.ok()) return stored.status();
   if (f.type == FrameType::kRef) {
     ++stats_.refs;
-    return store_.Get(f.page_id);
+    return stored;
   }
-  Status st = encode::ApplyDelta(store_.Get(f.page_id), f.payload, page_);
+  Status st = encode::ApplyDelta(*stored, f.payload, page_);
   if (!st.ok()) return st.WithContext("DELTA against page id " + std::to_string(f.page_id));
   ++stats_.deltas;
-  return store_.Get(store_.Add(ByteView(page_, sizeof(page_))));
+  return Store(ByteView(page_, sizeof(page_)));
 }
 
 }  // namespace gangmig::core

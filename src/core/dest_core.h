@@ -18,7 +18,7 @@
 #include "base/bytes.h"
 #include "base/status.h"
 #include "encode/zstd_codec.h"
-#include "index/page_index.h"
+#include "index/page_store.h"
 #include "wire/frame.h"
 
 namespace gangmig::core {
@@ -55,8 +55,10 @@ class DestCore {
 
   // `features`: what the handshake agreed (wire::kFeature*); ZFRAMES and DELTA frames
   // are refused unless their feature was agreed. `max_store`: bytes of distinct page
-  // contents the session may hold; a PAGE or DELTA beyond it ends the session.
-  explicit DestCore(uint16_t features, uint64_t max_store = kNoStoreLimit);
+  // contents the session may hold; a PAGE or DELTA beyond it ends the session. `store`:
+  // how many of them stay in RAM, and where the rest spill (index/page_store.h).
+  explicit DestCore(uint16_t features, uint64_t max_store = kNoStoreLimit,
+                    const index::PageStore::Options& store = {});
   static constexpr uint64_t kNoStoreLimit = UINT64_MAX;
 
   // Handles one frame of a verified body. The first error ends the session: its text
@@ -94,6 +96,7 @@ class DestCore {
   bool goodbye() const { return goodbye_; }
   uint32_t pages() const { return store_.size(); }
   uint64_t bytes_held() const { return store_.bytes_held(); }
+  uint64_t bytes_spilled() const { return store_.bytes_spilled(); }
   const DestStats& stats() const { return stats_; }
 
  private:
@@ -102,6 +105,7 @@ class DestCore {
   Status Expand(ByteView frames, Output* out);
   Status MayStore() const;
   Result<ByteView> Page(const wire::Frame& f, Output* out);
+  Result<ByteView> Store(ByteView page);
 
   uint16_t features_;
   uint64_t max_store_;

@@ -15,10 +15,10 @@
 // every PAGE frame) but is not linked, so crafted collisions cannot make lookups slow.
 //
 // Memory: 52 to 100 bytes of map (head_table.cc) and chain per distinct page, plus
-// 4 KiB per page under the copy budget or 32 bytes past it.
+// 4 KiB per page under the copy budget (in RAM up to PageStore's resident bound, then in
+// its spill file) or 32 bytes past it.
 #include "index/page_index.h"
 
-#include <sys/mman.h>
 #include <sys/random.h>
 // Header-only use: xxHash inlined into this file, nothing to link.
 #define XXH_INLINE_ALL
@@ -69,24 +69,10 @@ FastHash FastHashOf(ByteView page, uint64_t seed, int bits) {
   return f;
 }
 
-// Slabs are 2 MiB-aligned and marked for transparent huge pages: filling a slab then costs
-// one page fault instead of 512 (measured: faults were ~12% of the sender path).
-uint32_t PageStore::Add(ByteView page) {
-  if (count_ % kPagesPerSlab == 0) {
-    constexpr size_t kSlabBytes = size_t{kPagesPerSlab} * kPageSize;
-    auto* slab = static_cast<uint8_t*>(std::aligned_alloc(kSlabBytes, kSlabBytes));
-    if (slab == nullptr) std::abort();  // out of memory
-    madvise(slab, kSlabBytes, MADV_HUGEPAGE);  // advice only: failure changes nothing
-    slabs_.emplace_back(slab);
-  }
-  uint8_t* dst = slabs_.back().get() + (count_ % kPagesPerSlab) * kPageSize;
-  std::memcpy(dst, page.data(), kPageSize);
-  return count_++;
-}
-
 PageIndex::PageIndex(const Options& options)
-    : options_(options), copy_pages_(uint32_t(std::min<uint64_t>(
-                             options.copy_budget_bytes / kPageSize, kNone))) {}
+    : options_(options),
+      copy_pages_(uint32_t(std::min<uint64_t>(options.copy_budget_bytes / kPageSize, kNone))),
+      copies_(options.copies) {}
 
 uint64_t PageIndex::RandomSeed() {
   uint64_t seed = 0;
@@ -118,19 +104,34 @@ PageIndex::Lookup PageIndex::FindOrInsert(ByteView page, const FastHash& key) {
   return Lookup{id, true};
 }
 
+ByteView PageIndex::CopyOf(uint32_t id) {
+  if (id >= copy_pages_) return ByteView();
+  auto copy = copies_.Get(id);
+  if (copy.ok()) return *copy;
+  ++stats_.copy_errors;
+  return ByteView();
+}
+
+// A copy that cannot be read back (the spill file failed) proves nothing: the page then
+// counts as different, which costs a page on the link, never a wrong REF.
 bool PageIndex::Matches(uint32_t id, ByteView page, std::optional<Digest>* sha) {
-  if (id < copy_pages_) return std::memcmp(copies_.Get(id).data(), page.data(), kPageSize) == 0;
+  if (id < copy_pages_) {
+    ByteView copy = CopyOf(id);
+    return !copy.empty() && std::memcmp(copy.data(), page.data(), kPageSize) == 0;
+  }
   return digests_[id - copy_pages_] == Sha(page, sha);
 }
 
+// When a copy cannot be stored (the spill file failed), the copies end there: this id and
+// every later one are proven by SHA-256, as past the copy budget.
 uint32_t PageIndex::Insert(ByteView page, std::optional<Digest>* sha) {
   uint32_t id = uint32_t(next_.size());
   next_.push_back(kNone);
-  if (id < copy_pages_) {
-    copies_.Add(page);
-  } else {
-    digests_.push_back(Sha(page, sha));
+  if (id < copy_pages_ && !copies_.Add(page).ok()) {
+    ++stats_.copy_errors;
+    copy_pages_ = id;
   }
+  if (id >= copy_pages_) digests_.push_back(Sha(page, sha));
   return id;
 }
 

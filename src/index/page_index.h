@@ -20,6 +20,7 @@
 
 #include "base/bytes.h"
 #include "index/head_table.h"
+#include "index/page_store.h"
 
 namespace gangmig::index {
 
@@ -49,27 +50,6 @@ class Fingerprinter {
 // `bits` bits (tests use it to force collisions).
 FastHash FastHashOf(ByteView page, uint64_t seed, int bits = 128);
 
-// Receiver side (and the sender's verification copies): page id -> content. Pages live
-// in 2 MiB slabs so that growing the store never moves a page that a caller is reading.
-class PageStore {
- public:
-  uint32_t Add(ByteView page);  // REQUIRES: page.size() == kPageSize
-  // REQUIRES: id < size()
-  ByteView Get(uint32_t id) const {
-    return ByteView(slabs_[id / kPagesPerSlab].get() + (id % kPagesPerSlab) * kPageSize, kPageSize);
-  }
-  uint32_t size() const { return count_; }
-  uint64_t bytes_held() const { return uint64_t(slabs_.size()) * kPagesPerSlab * kPageSize; }
-
- private:
-  struct FreeSlab {
-    void operator()(uint8_t* p) const { std::free(p); }
-  };
-  static constexpr uint32_t kPagesPerSlab = 512;  // 2 MiB: one transparent huge page
-  std::vector<std::unique_ptr<uint8_t[], FreeSlab>> slabs_;
-  uint32_t count_ = 0;
-};
-
 // Sender side: page content -> page id, ids dense from 0 in insertion order. The ids must
 // match the order in which PAGE frames go on the wire (the receiver numbers them the same
 // way). Not thread-safe; one per session.
@@ -79,6 +59,8 @@ class PageIndex {
     uint64_t copy_budget_bytes = uint64_t{1} << 30;  // verification copies; then SHA-256
     uint64_t seed = 0;                               // secret per session (RandomSeed())
     int hash_bits = 128;                             // < 128 only in tests
+    // Where the copies live: the newest in RAM, older ones in a spill file (page_store.h).
+    PageStore::Options copies = {};
   };
   struct Lookup {
     uint32_t id;
@@ -88,6 +70,8 @@ class PageIndex {
     uint64_t hash_collisions = 0;  // fast hash equal, contents different
     uint64_t unlinked = 0;         // new pages not indexed: their hash chain was full
     uint64_t sha256_pages = 0;     // pages hashed with SHA-256 (beyond the copy budget)
+    uint64_t copy_errors = 0;      // a copy could not be written or read back (spill file):
+                                   // the page counts as different / is proven by SHA-256
   };
 
   PageIndex() : PageIndex(Options{}) {}
@@ -101,11 +85,14 @@ class PageIndex {
   FastHash KeyOf(ByteView page) const;
   Lookup FindOrInsert(ByteView page, const FastHash& key);
   size_t size() const { return next_.size(); }
-  // The sender's copy of page `id` when it keeps one (ids inside the copy budget), else
-  // an empty view. REQUIRES: id < size()
-  ByteView CopyOf(uint32_t id) const { return id < copy_pages_ ? copies_.Get(id) : ByteView(); }
-  // Bytes held for verification: page copies plus digests.
+  // The sender's copy of page `id` when it keeps one (ids inside the copy budget, and
+  // the spill file read back), else an empty view. Valid until the next call into the
+  // index. REQUIRES: id < size()
+  ByteView CopyOf(uint32_t id);
+  // Bytes of RAM held for verification: resident page copies plus digests.
   uint64_t bytes_held() const { return copies_.bytes_held() + digests_.size() * sizeof(Digest); }
+  // Bytes of copies in the spill file.
+  uint64_t bytes_spilled() const { return copies_.bytes_spilled(); }
   const Stats& stats() const { return stats_; }
 
   // A seed from the OS's random source.

@@ -139,19 +139,33 @@ TEST(PageIndexTest, RandomSequencesMatchAReferenceModel) {
   }
 }
 
-TEST(PageIndexTest, StoreKeepsPagesAcrossSlabs) {
-  PageStore store;
-  for (int i = 0; i < 600; ++i) {
-    Bytes p(kPageSize, uint8_t(i));
-    p[0] = uint8_t(i >> 8);
-    ASSERT_EQ(store.Add(p), uint32_t(i));
+// Copies past the resident bound live in the spill file: repeats of spilled pages are
+// still proven byte by byte and found, and CopyOf reads them back.
+TEST(PageIndexTest, SpilledCopiesStillProveRepeats) {
+  PageIndex index({.seed = 3, .copies = {.resident_bytes = 1, .spill_dir = ::testing::TempDir()}});
+  for (int i = 0; i < 3000; ++i) ASSERT_EQ(index.FindOrInsert(Page(0, size_t(i), 7)).id, uint32_t(i));
+  EXPECT_GT(index.bytes_spilled(), 0u);
+  EXPECT_LE(index.bytes_held(), 2u * PageStore::kSlabBytes);
+  for (int i = 0; i < 3000; i += 7) {
+    auto again = index.FindOrInsert(Page(0, size_t(i), 7));
+    ASSERT_FALSE(again.inserted);
+    ASSERT_EQ(again.id, uint32_t(i));
   }
-  for (int i = 0; i < 600; ++i) {
-    ByteView p = store.Get(i);
-    ASSERT_EQ(p[0], uint8_t(i >> 8));
-    ASSERT_EQ(p[100], uint8_t(i));
-  }
-  EXPECT_EQ(store.size(), 600u);
+  EXPECT_EQ(Bytes(index.CopyOf(5).begin(), index.CopyOf(5).end()), Page(0, 5, 7));
+  EXPECT_EQ(index.stats().copy_errors, 0u);
+  EXPECT_EQ(index.stats().sha256_pages, 0u);
+}
+
+// A spill file that cannot be made ends the copies: later pages are proven by SHA-256,
+// and every lookup stays right.
+TEST(PageIndexTest, FailedSpillFallsBackToSha256) {
+  PageIndex index({.seed = 3, .copies = {.resident_bytes = 1, .spill_dir = "/nonexistent"}});
+  for (int i = 0; i < 1500; ++i) ASSERT_EQ(index.FindOrInsert(Page(0, size_t(i), 7)).id, uint32_t(i));
+  EXPECT_EQ(index.stats().copy_errors, 1u);
+  EXPECT_EQ(index.stats().sha256_pages, 1500u - 1024u);
+  for (int i = 0; i < 1500; i += 3) ASSERT_EQ(index.FindOrInsert(Page(0, size_t(i), 7)).id, uint32_t(i));
+  EXPECT_TRUE(index.CopyOf(1200).empty());
+  EXPECT_FALSE(index.CopyOf(3).empty());
 }
 
 }  // namespace

@@ -115,6 +115,14 @@ uint64_t MaxStore(const ReceiverOptions& o) {
   return uint64_t(sysconf(_SC_PHYS_PAGES)) * uint64_t(sysconf(_SC_PAGESIZE)) / 2;
 }
 
+// Where a session's pages go once page_ram of them are in RAM.
+index::PageStore::Options StoreOptions(const ReceiverOptions& o) {
+  return {.resident_bytes = o.page_ram,
+          .spill_dir = !o.spill_dir.empty() ? o.spill_dir
+                       : !o.cache_dir.empty() ? o.cache_dir
+                                              : std::string("/var/tmp")};
+}
+
 // True when `body` holds exactly one frame, a ZFRAMES frame, returned in *f.
 bool IsOneZFrames(ByteView body, wire::Frame* f) {
   wire::FrameReader reader(body);
@@ -136,7 +144,7 @@ class Session : public core::DestCore::Output {
         sealer_(keys.s2c),
         opener_(keys.c2s),
         writer_(&sealer_),
-        core_(features, MaxStore(o)),
+        core_(features, MaxStore(o), StoreOptions(o)),
         work_(o.threads),
         max_queued_(2 * size_t(o.threads) + 2) {}
   Status Run();

@@ -22,6 +22,11 @@ struct ReceiverOptions {
   size_t max_buffer = 8u << 20;  // bytes queued towards one destination before pausing the link
   size_t max_session_buffer = 256u << 20;  // ... towards all destinations of one session
   uint64_t max_store = 0;  // bytes of distinct pages one session may hold (0: half the RAM)
+  // Of those, the newest page_ram bytes per session stay in RAM; older pages go to a
+  // private spill file in spill_dir (index/page_store.h). spill_dir "": the cache
+  // directory if there is one, else /var/tmp. page_ram UINT64_MAX: never spill.
+  uint64_t page_ram = uint64_t{128} << 20;
+  std::string spill_dir;
   // Liveness (timeouts.h has the meaning; tests shorten them).
   int idle_ms = timeouts::kIdleMs;
   int keepalive_ms = timeouts::kKeepaliveMs;

@@ -275,7 +275,9 @@ Status Sender::Connect() {
   }
   core_ = std::make_unique<core::SourceCore>(
       core::SourceOptions{.index = {.copy_budget_bytes = opt_.verify_copies,
-                                    .seed = index::PageIndex::RandomSeed()},
+                                    .seed = index::PageIndex::RandomSeed(),
+                                    .copies = {.resident_bytes = opt_.page_ram,
+                                               .spill_dir = opt_.spill_dir}},
                           .delta = (features_ & wire::kFeatureDelta) != 0,
                           .dest_cache = (features_ & wire::kFeatureCache) != 0},
       writer_->frames());

@@ -23,6 +23,10 @@ struct SenderOptions {
   size_t max_buffer = 1u << 20;  // link bytes queued before QEMU sockets stop being read
   int timeout_s = 900;           // give up (and roll back) after this long
   uint64_t verify_copies = uint64_t{1} << 30;  // bytes of page copies kept to prove equality
+  // Of those, the newest page_ram bytes stay in RAM; older copies go to a private spill
+  // file in spill_dir (index/page_store.h). UINT64_MAX: never spill.
+  uint64_t page_ram = uint64_t{128} << 20;
+  std::string spill_dir = "/var/tmp";
   bool progress = true;
   encode::CompressionOptions compression;    // of record bodies (when the receiver agrees)
   int threads = -1;  // compressing record bodies side by side (-1: one per CPU, at most 8)
