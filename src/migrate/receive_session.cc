@@ -565,6 +565,7 @@ size_t StreamBytesOf(const wire::Frame& f) {
     case wire::FrameType::kPage:
     case wire::FrameType::kRef:
     case wire::FrameType::kDelta:
+    case wire::FrameType::kCref:
       return wire::kPageSize;
     default:
       return 0;

@@ -12,7 +12,9 @@
 namespace gangmig::migrate {
 namespace {
 
+using receiver_testing::Drain;
 using receiver_testing::ReceiverTest;
+using receiver_testing::RssBytes;
 
 Bytes Page(char c) { return Bytes(wire::kPageSize, uint8_t(c)); }
 
@@ -53,6 +55,39 @@ TEST_F(CacheReceiverTest, CachedPageIsDeliveredWithoutAsking) {
 
 // A CREF the cache does not hold (evicted since the summary, a false positive): the
 // receiver asks for it and waits with the frames behind it; the FILL completes it.
+class CrefFloodTest : public CacheReceiverTest {
+ protected:
+  void Tune(ReceiverOptions* o) override {
+    CacheReceiverTest::Tune(o);
+    o->max_buffer = 1 << 20;
+    o->max_session_buffer = 4 << 20;
+  }
+};
+
+// A CREF is 40 bytes on the link and 4 KiB once resolved: 24 records of 5000 CREFs of a
+// cached page (470 MiB expanded) against a destination that reads nothing. They are
+// counted as pages before they are resolved, so the receiver holds about max_buffer
+// and stops reading the link; when the destination reads again, every page arrives.
+TEST_F(CrefFloodTest, CrefFloodAgainstAStoppedDestinationStaysBounded) {
+  OpenVm();
+  Bytes crefs;
+  for (int i = 0; i < 5000; ++i) wire::AppendCref(&crefs, 0, 0, KeyOf(Page('c')));
+  uint64_t before = RssBytes();
+  int sent = 0;
+  for (; sent < 24; ++sent) {
+    Bytes rec;
+    sender_.sealer->Seal(crefs, &rec);
+    if (!net::WriteFull(sender_.fd.get(), rec, 1000).ok()) break;
+  }
+  usleep(300000);  // let the receiver take in whatever the link holds
+  uint64_t grown = RssBytes() - std::min(before, RssBytes());
+  EXPECT_LT(grown, uint64_t{48} << 20) << sent << " records sent";
+  RecordProperty("rss_growth_kib", int(grown >> 10));
+  auto [got, same] = Drain(qemu_.get(), size_t(sent) * 5000 * 4096, 'c');
+  EXPECT_EQ(got, size_t(sent) * 5000 * 4096);
+  EXPECT_TRUE(same);
+}
+
 TEST_F(CacheReceiverTest, MissingPageIsAskedForAndFilled) {
   OpenVm();
   Bytes f;

@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <fstream>
 #include <string>
 
 #include "encode/frame_compressor.h"
@@ -16,21 +15,9 @@
 namespace gangmig::migrate {
 namespace {
 
+using receiver_testing::Drain;
 using receiver_testing::ReceiverTest;
-
-// This process's resident memory, in bytes (the receiver runs in it).
-uint64_t RssBytes() {
-  std::ifstream f("/proc/self/status");
-  std::string key;
-  uint64_t kib = 0;
-  while (f >> key) {
-    if (key == "VmRSS:") {
-      f >> kib;
-      break;
-    }
-  }
-  return kib << 10;
-}
+using receiver_testing::RssBytes;
 
 // A record body of `n` REFs to page 0 of vm `vm`: 8 bytes each, 4 KiB each once expanded.
 Bytes Refs(uint16_t vm, int n) {
@@ -44,23 +31,6 @@ Bytes Compressed(const Bytes& frames) {
   Bytes out;
   EXPECT_TRUE(z.Transform(frames, &out));
   return out;
-}
-
-// Reads up to `n` bytes from `fd` (waiting at most `ms` for each read); returns how
-// many arrived and whether all were `byte`.
-std::pair<size_t, bool> Drain(int fd, size_t n, uint8_t byte, int ms = 5000) {
-  Bytes buf(1 << 20);
-  size_t got = 0;
-  bool same = true;
-  while (got < n) {
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, ms) <= 0) break;
-    ssize_t r = read(fd, buf.data(), std::min(buf.size(), n - got));
-    if (r <= 0) break;
-    for (ssize_t i = 0; i < r; ++i) same = same && buf[size_t(i)] == byte;
-    got += size_t(r);
-  }
-  return {got, same};
 }
 
 class BoundedReceiverTest : public ReceiverTest, public ::testing::WithParamInterface<bool> {

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <future>
 #include <string>
 
@@ -162,5 +163,36 @@ class ReceiverTest : public ::testing::Test {
   FakeSender sender_;
   std::future<Status> result_;
 };
+
+// This process's resident memory, in bytes (the receiver runs in it).
+inline uint64_t RssBytes() {
+  std::ifstream f("/proc/self/status");
+  std::string key;
+  uint64_t kib = 0;
+  while (f >> key) {
+    if (key == "VmRSS:") {
+      f >> kib;
+      break;
+    }
+  }
+  return kib << 10;
+}
+
+// Reads up to `n` bytes from `fd` (waiting at most `ms` for each read); returns how
+// many arrived and whether all were `byte`.
+inline std::pair<size_t, bool> Drain(int fd, size_t n, uint8_t byte, int ms = 5000) {
+  Bytes buf(1 << 20);
+  size_t got = 0;
+  bool same = true;
+  while (got < n) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, ms) <= 0) break;
+    ssize_t r = read(fd, buf.data(), std::min(buf.size(), n - got));
+    if (r <= 0) break;
+    for (ssize_t i = 0; i < r; ++i) same = same && buf[size_t(i)] == byte;
+    got += size_t(r);
+  }
+  return {got, same};
+}
 
 }  // namespace gangmig::migrate::receiver_testing
