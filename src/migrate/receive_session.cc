@@ -844,7 +844,9 @@ Status Session::Run() {
           std::to_string(core_.pages()) + " distinct pages received (" + std::to_string(d.pages) +
           " whole, " + std::to_string(d.deltas) + " as deltas; " + std::to_string(d.zframes) +
           " compressed bodies, " + std::to_string(d.zframes_bytes >> 10) + " KiB -> " +
-          std::to_string(d.zframes_raw >> 10) + " KiB)" +
+          std::to_string(d.zframes_raw >> 10) + " KiB; pages held " +
+          std::to_string(core_.bytes_held() >> 20) + " MiB in RAM, " +
+          std::to_string(core_.bytes_spilled() >> 20) + " MiB spilled)" +
           (cache_ && core_.cache()
                ? "; page cache: " + std::to_string(cache_hits_) + " pages found, " +
                      std::to_string(cache_misses_) + " asked for again"

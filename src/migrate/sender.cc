@@ -805,6 +805,8 @@ void Sender::ReportEncoding() {
   const index::PageIndex& idx = core_->index();
   report_->extra["sender_index"] = {{"distinct_pages", idx.size()},
                                     {"verify_bytes_held", idx.bytes_held()},
+                                    {"verify_bytes_spilled", idx.bytes_spilled()},
+                                    {"copy_errors", idx.stats().copy_errors},
                                     {"hash_collisions", idx.stats().hash_collisions},
                                     {"unlinked_pages", idx.stats().unlinked},
                                     {"sha256_pages", idx.stats().sha256_pages}};
