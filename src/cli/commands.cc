@@ -97,7 +97,7 @@ const char kReceiveHelp[] =
     "                       [--max-buffer MIB] [--max-session-buffer MIB]\n"
     "                       [--max-store MIB] [--disable zstd,delta] [--threads N]\n"
     "                       [--cache DIR [--cache-size MIB]]\n"
-    "                       [--page-ram MIB] [--spill-dir DIR]\n\n"
+    "                       [--seed-from FILE ...] [--page-ram MIB] [--spill-dir DIR]\n\n"
     "Destination end. Waits for an authenticated sender, connects to each VM's\n"
     "destination QEMU (started with -incoming ADDR, and preferably -S so nothing runs\n"
     "before the operator resumes it), rebuilds each stream byte for byte and relays the\n"
@@ -122,6 +122,12 @@ const char kReceiveHelp[] =
     "                      and restarts (`gangmig cache stat DIR` shows it)\n"
     "  --cache-size MIB    the cache's bound (default 8192); the oldest pages go first,\n"
     "                      pages in use get a second chance\n"
+    "  --seed-from FILE    (repeatable, with --cache) before each session, read FILE --\n"
+    "                      the RAM file of a VM already running here (QEMU's\n"
+    "                      memory-backend-file, libvirt's memory_backing_dir) -- into the\n"
+    "                      cache, so pages it holds need not cross. Needs read access to\n"
+    "                      the file (root or the QEMU user); costs one read and one\n"
+    "                      SHA-256 per non-zero page (~0.5 s per GiB filled, here)\n"
     "  --once              exit after one session (exit status 1 if it failed)\n"
     "  --max-buffer MIB    stream bytes queued towards one destination QEMU before the\n"
     "                      link is paused (default 8). Counted before frames expand (a\n"
@@ -353,6 +359,8 @@ int RunReceive(const Args& args) {
       opt.dest_map = v;
     else if (k == "--cache")
       opt.cache_dir = v;
+    else if (k == "--seed-from")
+      opt.seed_from.push_back(v);
     else if (k == "--cache-size") {
       auto n = ParseNumber(k, v, 64, 64 << 20);  // MiB
       if (!n.ok()) return Usage(kReceiveHelp, n.status().message());
@@ -400,6 +408,13 @@ int RunReceive(const Args& args) {
   if (!key.ok()) return Usage(kReceiveHelp, key.status().message());
   auto dests = migrate::LoadDestMap(opt);
   if (!dests.ok()) return Usage(kReceiveHelp, dests.status().message());
+  if (!opt.seed_from.empty() && opt.cache_dir.empty())
+    return Usage(kReceiveHelp, "--seed-from needs --cache DIR (seeded pages go into the cache)");
+  for (const std::string& path : opt.seed_from) {
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return Usage(kReceiveHelp, "--seed-from " + path + ": " + strerror(errno));
+    close(fd);
+  }
   if (opt.spill_dir.empty()) opt.spill_dir = opt.cache_dir.empty() ? "/var/tmp" : opt.cache_dir;
   if (opt.page_ram != UINT64_MAX && opt.cache_dir != opt.spill_dir) {
     Status spill = CheckSpillDir(opt.spill_dir);  // the cache directory is made and checked later

@@ -164,6 +164,7 @@ class Session : public core::DestCore::Output {
   Status OnControl(const wire::Frame& f) override;
   Result<ByteView> OnCref(uint32_t cref, ByteView key) override;
   void SendSummary();
+  void Seed();
   Result<bool> ResolveCref(const wire::Frame& f);
   Status TakeHeld();
   Result<bool> HoldsFill(BodyTask& t);
@@ -361,11 +362,30 @@ Status Session::OnControl(const wire::Frame& f) {
   }
 }
 
+// --seed-from: the RAM of VMs already running on this host goes into the cache before
+// the summary is made, so pages they hold need not cross. Read again for every session
+// (their memory changes); a file that cannot be read is logged and skipped.
+void Session::Seed() {
+  for (const std::string& path : opt_.seed_from) {
+    int64_t start = MonotonicMicros();
+    auto added = store::ImportFile(cache_, path);
+    if (!added.ok()) {
+      Log("page cache: not seeded from " + path + ": " + added.status().message());
+      continue;
+    }
+    char secs[32];
+    snprintf(secs, sizeof(secs), "%.2f", double(MonotonicMicros() - start) / 1e6);
+    Log("page cache: seeded " + std::to_string(*added) + " new pages from " + path + " in " +
+        secs + " s");
+  }
+}
+
 // The first frames of a session with the page cache: the summary of what the cache
 // holds, in pieces that fit a record, so the sender can name pages it may hold by
 // SHA-256 instead of sending them.
 void Session::SendSummary() {
   if (!cache_ || !core_.cache()) return;
+  Seed();
   index::PageSummary s = index::PageSummary::ForPages(cache_->stats().entries);
   cache_->ForEachFastHash([&s](uint64_t h) { s.Add(h); });
   constexpr size_t kPiece = 512 * 1024;

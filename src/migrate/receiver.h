@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "base/bytes.h"
 #include "base/ordered_work.h"
@@ -41,6 +42,9 @@ struct ReceiverOptions {
   // disk, across sessions and restarts, up to cache_size bytes. Empty: no cache.
   std::string cache_dir;
   uint64_t cache_size = uint64_t{8} << 30;
+  // Files read into the cache before each session (the RAM files of VMs running on this
+  // host: memory-backend-file, libvirt's memory_backing_dir). Requires cache_dir.
+  std::vector<std::string> seed_from;
   // Worker threads that decompress ZFRAMES bodies (0: on the data thread).
   // REQUIRES: 0 <= threads <= OrderedWork::kMaxThreads
   int threads = OrderedWork::DefaultThreads();

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "migrate/receiver_test_util.h"
 #include "store/page_cache.h"
@@ -55,6 +56,34 @@ TEST_F(CacheReceiverTest, CachedPageIsDeliveredWithoutAsking) {
 
 // A CREF the cache does not hold (evicted since the summary, a false positive): the
 // receiver asks for it and waits with the frames behind it; the FILL completes it.
+class SeededCacheTest : public CacheReceiverTest {
+ protected:
+  void Tune(ReceiverOptions* o) override {
+    CacheReceiverTest::Tune(o);
+    // A neighbour's RAM file: a zero page and a page of 's'.
+    std::string ram = dest_dir_ + "/neighbour.ram";
+    Bytes content(wire::kPageSize, 0);
+    Bytes s = Page('s');
+    content.insert(content.end(), s.begin(), s.end());
+    std::ofstream(ram, std::ios::binary).write(reinterpret_cast<const char*>(content.data()),
+                                               std::streamsize(content.size()));
+    o->seed_from = {ram, dest_dir_ + "/gone.ram"};
+  }
+};
+
+// --seed-from: a page of a VM running on the receiver's host is found without asking;
+// a seed file that went away is skipped.
+TEST_F(SeededCacheTest, PageOfARunningNeighbourIsFoundWithoutAsking) {
+  OpenVm();
+  Bytes f;
+  wire::AppendCref(&f, 0, 0, KeyOf(Page('s')));
+  wire::AppendChannelEof(&f, 0, 0);
+  ASSERT_TRUE(sender_.Send(f).ok());
+  EXPECT_EQ(DestinationBytesUntilClose(), std::string(4096, 's'));
+  EXPECT_EQ(sender_.WaitFor(wire::FrameType::kCacheAck), "");
+  ExpectLoadedAndSessionOk();
+}
+
 class CrefFloodTest : public CacheReceiverTest {
  protected:
   void Tune(ReceiverOptions* o) override {
