@@ -47,6 +47,10 @@ const char kBenchHelp[] =
     "  second-batch 4 VMs of 512 MiB to a receiver with a page cache that a first gang of\n"
     "               4 fresh VMs of the same image (other per-VM data) filled: row\n"
     "               `first` is that gang, the three ways run on the second\n"
+    "  neighbours   4 VMs of 512 MiB while 2 VMs of the same image (other per-VM data)\n"
+    "               run on the destination host: row `unseeded` is gangmig with an\n"
+    "               empty cache, row `seeded` the three ways, gangmig's receiver\n"
+    "               seeding its cache from the neighbours' RAM (receive --seed-from)\n"
     "  --smoke      one point (2 VMs of 192 MiB), one repetition: a quick check\n"
     "--points LIST keeps only the points named (e.g. --scenarios single-size --points 8G).\n"
     "--verify-copies MIB is passed to gangmig's sender (default 1024; 0 proves every\n"
@@ -64,6 +68,10 @@ struct Point {
   // with other per-VM data (seeds 1..n; the measured gang has seeds 11..): its row
   // "first" is that warm-up, the three ways are measured on the second gang.
   bool warm_cache = false;
+  // This many VMs of the same image (other per-VM data) run on the destination host
+  // beside the gang; the gang's receiver seeds its (empty) cache from their RAM. Rows:
+  // "unseeded" (gang, same empty cache, no seeding) and "seeded" (the three ways).
+  int neighbours = 0;
 };
 
 std::vector<Point> Points(const std::string& list, bool smoke,
@@ -116,6 +124,12 @@ std::vector<Point> Points(const std::string& list, bool smoke,
     Point p{"second-batch", "4x512", base(4, 512, 128)};
     p.config.first_seed = 11;
     p.warm_cache = true;
+    pts.push_back(p);
+  }
+  if (want("neighbours")) {
+    Point p{"neighbours", "4x512", base(4, 512, 128)};
+    p.config.first_seed = 11;
+    p.neighbours = 2;
     pts.push_back(p);
   }
   if (want("single-size"))
@@ -211,7 +225,7 @@ int RunBench(const Args& args) {
   migrate::SenderOptions tuning;
   EncodingChoice enc{.compression = tuning.compression, .features = tuning.features};
   std::string points;  // ",A,B,": only these point labels (empty: all)
-  std::string list = "gang-size,hetero,control,busy,link-rate,single-dup", out = "results", guest_dir;
+  std::string list = "gang-size,hetero,control,busy,link-rate,single-dup,second-batch,neighbours", out = "results", guest_dir;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& k = args[i];
     if (k == "--smoke") {
@@ -376,27 +390,60 @@ int RunBench(const Args& args) {
       return true;
     };
     for (int rep = 1; rep <= reps; ++rep) {
-      std::string cache;
-      if (p.warm_cache) {
-        cache = workdir + "/cache-" + std::to_string(rep);
+      ReceiverSetup setup;
+      std::unique_ptr<testbed::Scenario> neighbours;
+      if (p.warm_cache || p.neighbours) {
+        setup.cache = workdir + "/cache-" + std::to_string(rep);
         std::error_code ec;
-        std::filesystem::remove_all(cache, ec);
+        std::filesystem::remove_all(setup.cache, ec);
+      }
+      if (p.warm_cache) {
         testbed::ScenarioConfig c = p.config;
         c.workdir = workdir;
         c.image = *image;
         c.first_port = 47001;
         c.first_seed = 1;
-        Run first = RunOnce(Mode::kGang, c, key_file, tuning, cache);
+        Run first = RunOnce(Mode::kGang, c, key_file, tuning, setup);
         if (!record(Mode::kGang, "first", rep, first)) return 130;
+      }
+      if (p.neighbours) {
+        // The neighbours keep running (their workload too) through all of this rep's runs.
+        testbed::ScenarioConfig c = p.config;
+        c.vms = p.neighbours;
+        c.workdir = workdir + "/neighbours";
+        std::filesystem::create_directories(c.workdir);
+        c.image = *image;
+        c.first_port = 48001;
+        c.first_seed = 1;
+        c.name_prefix = "nb";
+        neighbours = std::make_unique<testbed::Scenario>(c);
+        fprintf(stderr, "== neighbours: booting %d VMs on the destination host...\n", c.vms);
+        if (Status st = neighbours->Start(); !st.ok()) {
+          fprintf(stderr, "gangmig bench: %s/%s: neighbours: %s; skipped\n", p.scenario.c_str(),
+                  p.label.c_str(), st.message().c_str());
+          all_ok = false;
+          break;
+        }
+        testbed::ScenarioConfig g = p.config;
+        g.workdir = workdir;
+        g.image = *image;
+        g.first_port = 47001;
+        Run unseeded = RunOnce(Mode::kGang, g, key_file, tuning, setup);
+        if (!record(Mode::kGang, "unseeded", rep, unseeded)) return 130;
+        std::error_code ec;
+        std::filesystem::remove_all(setup.cache, ec);  // the seeded run starts as empty
+        for (auto& vm : neighbours->sources()) setup.seed_from.push_back(vm->ram_path());
       }
       for (Mode mode : {Mode::kGang, Mode::kDirect, Mode::kDirectMultifdZstd}) {
         testbed::ScenarioConfig c = p.config;
         c.workdir = workdir;
         c.image = *image;
         c.first_port = 47001;
-        Run run = RunOnce(mode, c, key_file, tuning, mode == Mode::kGang ? cache : "");
-        if (!record(mode, p.warm_cache ? "second" : p.label, rep, run)) return 130;
+        Run run = RunOnce(mode, c, key_file, tuning, mode == Mode::kGang ? setup : ReceiverSetup{});
+        std::string label = p.warm_cache ? "second" : p.neighbours ? "seeded" : p.label;
+        if (!record(mode, label, rep, run)) return 130;
       }
+      if (neighbours) (void)neighbours->StopAll();
     }
   }
   WriteSummary(rows, out + "/summary.md", link);

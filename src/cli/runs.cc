@@ -109,12 +109,13 @@ std::string IsolateNetworkImpl(int link_mbit) {
 
 // `threads` < 0: the receiver's default.
 pid_t StartReceiver(const std::string& key_file, int port, const std::string& dest_map,
-                    const std::string& log, int threads, const std::string& cache) {
+                    const std::string& log, int threads, const ReceiverSetup& setup) {
   std::vector<std::string> args = {"gangmig",  "receive",  "--listen",
                                    "127.0.0.1:" + std::to_string(port),
                                    "--key-file", key_file, "--dest-map", dest_map, "--once"};
   if (threads >= 0) args.insert(args.end(), {"--threads", std::to_string(threads)});
-  if (!cache.empty()) args.insert(args.end(), {"--cache", cache});
+  if (!setup.cache.empty()) args.insert(args.end(), {"--cache", setup.cache});
+  for (const std::string& f : setup.seed_from) args.insert(args.end(), {"--seed-from", f});
   pid_t pid = fork();
   if (pid == 0) {
     FILE* f = freopen(log.c_str(), "w", stderr);
@@ -159,7 +160,7 @@ const char* ModeName(Mode m) {
 }
 
 Run RunOnce(Mode mode, testbed::ScenarioConfig c, const std::string& key_file,
-            const migrate::SenderOptions& tuning, const std::string& receiver_cache) {
+            const migrate::SenderOptions& tuning, const ReceiverSetup& receiver_setup) {
   Run run;
   bool gang = mode == Mode::kGang;
   c.tcp_destinations = !gang;
@@ -191,7 +192,7 @@ Run RunOnce(Mode mode, testbed::ScenarioConfig c, const std::string& key_file,
     run.status = sc.WriteDestMap(map);
     if (!run.status.ok()) return run;
     receiver = StartReceiver(key_file, port, map, c.workdir + "/receiver.log", tuning.threads,
-                             receiver_cache);
+                             receiver_setup);
     opt.receiver = "127.0.0.1:" + std::to_string(port);
     std::ifstream k(key_file);
     std::string key;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "base/status.h"
 #include "migrate/report.h"
@@ -36,9 +37,14 @@ struct Run {
 // and stops every VM again. The gang mode uses `key_file` and the sender's tuning
 // (verify_copies, compression, features) from `tuning`; its VMs, receiver and key are
 // filled in here.
-// `receiver_cache`: the gang mode's receiver keeps a page cache there (receive --cache).
+// The gang mode's receiver: a page cache (receive --cache) and files to seed it from
+// before the session (--seed-from, the RAM of VMs running on the destination host).
+struct ReceiverSetup {
+  std::string cache;
+  std::vector<std::string> seed_from;
+};
 Run RunOnce(Mode mode, testbed::ScenarioConfig config, const std::string& key_file,
-            const migrate::SenderOptions& tuning = {}, const std::string& receiver_cache = "");
+            const migrate::SenderOptions& tuning = {}, const ReceiverSetup& receiver = {});
 
 // Moves this process into a private network namespace with lo up and, if link_mbit > 0,
 // shaped with tc tbf. Returns a description of the link for reports.
