@@ -30,7 +30,8 @@ const char kMigrateHelp[] =
     "                       [--report FILE.json] [--timeout SEC] [--max-buffer MIB]\n"
     "                       [--verify-copies MIB] [--compress auto|zstd|off]\n"
     "                       [--zstd-level N] [--delta auto|on|off] [--dest-window PAGES]\n"
-    "                       [--threads N] [--page-ram MIB] [--spill-dir DIR] [--quiet]\n"
+    "                       [--threads N] [--page-ram MIB] [--spill-dir DIR]\n"
+    "                       [--cache DIR [--cache-size MIB]] [--quiet]\n"
     "       gangmig migrate --direct --vm SPEC,dest=tcp:H:P[,dest-qmp=PATH] ...\n"
     "                       [--report FILE.json]\n\n"
     "Migrates every VM at once. Each source QEMU is told (over its QMP socket) to migrate\n"
@@ -61,6 +62,11 @@ const char kMigrateHelp[] =
     "                     whatever the gang's size\n"
     "  --spill-dir DIR    where that file goes (default /var/tmp; it needs up to\n"
     "                     --verify-copies of space, and is gone when gangmig exits)\n"
+    "  --cache DIR        keep every distinct page sent in this host's page cache (the\n"
+    "                     format and rules of `receive --cache`): when the VMs later\n"
+    "                     migrate back to a receiver here with the same --cache DIR,\n"
+    "                     the pages it still holds need not cross again\n"
+    "  --cache-size MIB   its bound (default 8192)\n"
     "  --compress MODE    zstd compression of what crosses the link (default auto):\n"
     "                       auto  only while the link is the bottleneck and the data\n"
     "                             compresses, so it never makes a run slower\n"
@@ -291,6 +297,12 @@ int RunMigrate(const Args& args) {
       opt.page_ram = *n ? uint64_t(*n) << 20 : UINT64_MAX;
     } else if (k == "--spill-dir") {
       opt.spill_dir = v;
+    } else if (k == "--cache") {
+      opt.cache_dir = v;
+    } else if (k == "--cache-size") {
+      auto n = ParseNumber(k, v, 64, 64 << 20);  // MiB
+      if (!n.ok()) return Usage(kMigrateHelp, n.status().message());
+      opt.cache_size = uint64_t(*n) << 20;
     } else if (k == "--compress" || k == "--zstd-level" || k == "--delta") {
       Status st = ApplyEncodingFlag(k, v, &enc);
       if (!st.ok()) return Usage(kMigrateHelp, st.message());

@@ -159,28 +159,36 @@ const char* ModeName(Mode m) {
   return "?";
 }
 
-Run RunOnce(Mode mode, testbed::ScenarioConfig c, const std::string& key_file,
-            const migrate::SenderOptions& tuning, const ReceiverSetup& receiver_setup) {
-  Run run;
-  bool gang = mode == Mode::kGang;
-  c.tcp_destinations = !gang;
+namespace {
+
+// The scenario's configuration for `mode` (the baselines' destinations listen on TCP;
+// multifd+zstd turns on its capability and parameters on both sides).
+testbed::ScenarioConfig ConfigFor(Mode mode, testbed::ScenarioConfig c) {
+  c.tcp_destinations = mode != Mode::kGang;
   if (mode == Mode::kDirectMultifdZstd) {
     c.capabilities.push_back("multifd");
     c.multifd_channels = 2;
     c.parameters["multifd-compression"] = "zstd";
   }
-  testbed::Scenario sc(c);
-  fprintf(stderr, "== %s: booting %d source guests and %d paused destinations...\n", ModeName(mode),
-          c.vms, c.vms);
-  run.status = sc.Start();
-  if (!run.status.ok()) return run;
+  return c;
+}
+
+// Migrates the started scenario's sources to its destinations in `mode` and measures it.
+// `count_distinct`: also measure the sources' distinct pages (gangmig's lower bound).
+Run MigrateOnce(Mode mode, testbed::Scenario& sc, const testbed::ScenarioConfig& c,
+                const std::string& key_file, const migrate::SenderOptions& tuning,
+                const ReceiverSetup& receiver_setup, bool count_distinct) {
+  Run run;
+  bool gang = mode == Mode::kGang;
   // The compressed bound costs a zstd pass over the distinct pages: only the gang run
   // measures it (bench gives the baselines' rows the gang run's bounds).
-  testbed::DistinctOptions count{.compress = gang, .zstd_level = tuning.compression.level};
-  auto distinct = sc.DistinctNonZeroPages(count);
-  if (distinct.ok()) {
-    run.distinct_pages = distinct->pages;
-    run.distinct_zstd_bytes = distinct->compressed_bytes;
+  if (count_distinct) {
+    testbed::DistinctOptions count{.compress = gang, .zstd_level = tuning.compression.level};
+    auto distinct = sc.DistinctNonZeroPages(count);
+    if (distinct.ok()) {
+      run.distinct_pages = distinct->pages;
+      run.distinct_zstd_bytes = distinct->compressed_bytes;
+    }
   }
   migrate::SenderOptions opt = tuning;
   opt.vms = gang ? sc.GangSpecs() : sc.Specs();
@@ -223,8 +231,48 @@ Run RunOnce(Mode mode, testbed::ScenarioConfig c, const std::string& key_file,
   } else {
     run.ram_check = "not compared: the migration failed";
   }
+  return run;
+}
+
+}  // namespace
+
+Run RunOnce(Mode mode, testbed::ScenarioConfig config, const std::string& key_file,
+            const migrate::SenderOptions& tuning, const ReceiverSetup& receiver_setup) {
+  testbed::ScenarioConfig c = ConfigFor(mode, std::move(config));
+  testbed::Scenario sc(c);
+  fprintf(stderr, "== %s: booting %d source guests and %d paused destinations...\n", ModeName(mode),
+          c.vms, c.vms);
+  Run run;
+  run.status = sc.Start();
+  if (!run.status.ok()) return run;
+  run = MigrateOnce(mode, sc, c, key_file, tuning, receiver_setup, /*count_distinct=*/true);
   (void)sc.StopAll();
   return run;
+}
+
+std::pair<Run, Run> RunThereAndBack(Mode mode, testbed::ScenarioConfig config,
+                                    const std::string& key_file, const ReturnSetup& setup) {
+  testbed::ScenarioConfig c = ConfigFor(mode, std::move(config));
+  testbed::Scenario sc(c);
+  fprintf(stderr, "== %s: booting %d source guests and %d paused destinations...\n", ModeName(mode),
+          c.vms, c.vms);
+  std::pair<Run, Run> runs;
+  runs.first.status = sc.Start();
+  if (!runs.first.status.ok()) return runs;
+  runs.first = MigrateOnce(mode, sc, c, key_file, setup.out_sender, setup.out_receiver, true);
+  if (!runs.first.status.ok() || runs.first.ram_check != "identical") {
+    runs.second.status = Status::Error("not run: the first migration failed");
+    (void)sc.StopAll();
+    return runs;
+  }
+  runs.second.status = sc.TurnAround();
+  if (runs.second.status.ok()) {
+    fprintf(stderr, "== the VMs run at the destination for %d s...\n", setup.dwell_s);
+    sleep(unsigned(setup.dwell_s));
+    runs.second = MigrateOnce(mode, sc, c, key_file, setup.back_sender, setup.back_receiver, true);
+  }
+  (void)sc.StopAll();
+  return runs;
 }
 
 std::string DefaultGuestDir() { return DefaultGuestDirImpl(); }

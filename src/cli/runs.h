@@ -6,6 +6,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/status.h"
@@ -45,6 +46,18 @@ struct ReceiverSetup {
 };
 Run RunOnce(Mode mode, testbed::ScenarioConfig config, const std::string& key_file,
             const migrate::SenderOptions& tuning = {}, const ReceiverSetup& receiver = {});
+
+// There and back: migrates the gang in `mode`, resumes it at the destination, lets it
+// run dwell_s seconds (its workload too), and migrates it back to fresh destinations
+// (testbed::Scenario::TurnAround). The gang mode uses the senders' and receivers'
+// settings below for each trip; the baselines ignore them. Returns both trips' runs.
+struct ReturnSetup {
+  migrate::SenderOptions out_sender, back_sender;
+  ReceiverSetup out_receiver, back_receiver;
+  int dwell_s = 60;
+};
+std::pair<Run, Run> RunThereAndBack(Mode mode, testbed::ScenarioConfig config,
+                                    const std::string& key_file, const ReturnSetup& setup);
 
 // Moves this process into a private network namespace with lo up and, if link_mbit > 0,
 // shaped with tc tbf. Returns a description of the link for reports.

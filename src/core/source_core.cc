@@ -111,6 +111,7 @@ void SourceCore::ChannelEncoder::Encode(ByteView page, const qemu_stream::PageLo
     }
   }
   if (last != nullptr) *last = look.id;
+  if (look.inserted && core_->options_.on_new_content) core_->options_.on_new_content(page);
 }
 
 bool SourceCore::ChannelEncoder::SendDelta(ByteView page, uint32_t base) {

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -33,6 +34,10 @@ struct SourceOptions {
   // receiver asks for it (NEED). At most this many are kept; beyond, pages go whole.
   bool dest_cache = false;
   size_t max_unacked_crefs = 4096;  // 16 MiB
+  // Called with every page content the session had not seen before (sent as PAGE,
+  // DELTA or CREF), valid during the call: `migrate --cache` keeps them in this host's
+  // page cache, so a receiver here finds them when the VMs come back.
+  std::function<void(ByteView)> on_new_content = nullptr;
 };
 
 // Per VM, all channels.

@@ -41,6 +41,8 @@
 #include "migrate/vm_monitor.h"
 #include "net/socket.h"
 #include "qemu_stream/stream_parser.h"
+#include "store/cache_drain.h"
+#include "store/page_cache.h"
 #include "wire/control.h"
 #include "wire/frame.h"
 #include "wire/handshake.h"
@@ -154,6 +156,8 @@ class Sender {
 
  private:
   Status Connect();
+  Status OpenCache();
+  std::function<void(ByteView)> OnNewContent();
   Status PrepareVms();
   Status WaitAllReady();
   Status StartMigrations();
@@ -191,6 +195,8 @@ class Sender {
   std::unique_ptr<wire::RecordWriter> writer_;
   net::OutQueue net_out_;
   uint16_t features_ = 0;  // agreed with the receiver
+  std::unique_ptr<store::PageCache> cache_;  // migrate --cache
+  std::unique_ptr<store::CacheDrain> drain_;  // after cache_: stops first
   std::unique_ptr<core::SourceCore> core_;
   encode::FrameCompressor compressor_;
   std::unique_ptr<SealPipeline> seal_;  // between writer_ and net_out_
@@ -279,7 +285,8 @@ Status Sender::Connect() {
                                     .copies = {.resident_bytes = opt_.page_ram,
                                                .spill_dir = opt_.spill_dir}},
                           .delta = (features_ & wire::kFeatureDelta) != 0,
-                          .dest_cache = (features_ & wire::kFeatureCache) != 0},
+                          .dest_cache = (features_ & wire::kFeatureCache) != 0,
+                          .on_new_content = OnNewContent()},
       writer_->frames());
   // Sent record buffers come back to the writer (RecordWriter::SealIfFull swaps a full
   // record with the empty spare), so frames are built in warm memory, not fresh pages.
@@ -802,6 +809,12 @@ void Sender::ReportEncoding() {
                                     {"pages_cached", cached},
                                     {"pages_asked_again", core_->fills()}};
   }
+  if (drain_) {
+    store::DrainStats d = drain_->stats();
+    report_->extra["source_cache"] = {{"dir", opt_.cache_dir},
+                                      {"pages_offered", d.offered},
+                                      {"pages_dropped", d.dropped}};
+  }
   const index::PageIndex& idx = core_->index();
   report_->extra["sender_index"] = {{"distinct_pages", idx.size()},
                                     {"verify_bytes_held", idx.bytes_held()},
@@ -812,12 +825,29 @@ void Sender::ReportEncoding() {
                                     {"sha256_pages", idx.stats().sha256_pages}};
 }
 
+// migrate --cache: opened before anything else, so a bad directory fails the migration
+// before any VM is touched.
+Status Sender::OpenCache() {
+  if (opt_.cache_dir.empty()) return Status::Ok();
+  auto opened = store::PageCache::Open(opt_.cache_dir, opt_.cache_size);
+  if (!opened.ok()) return opened.status().WithContext("--cache");
+  cache_ = std::move(opened).value();
+  drain_ = std::make_unique<store::CacheDrain>(cache_.get());
+  return Status::Ok();
+}
+
+std::function<void(ByteView)> Sender::OnNewContent() {
+  if (!drain_) return nullptr;
+  return [drain = drain_.get()](ByteView page) { drain->Offer(page); };
+}
+
 Status Sender::Run() {
   report_->mode = "gang";
   report_->start_us = WallMicros();
   double cpu_start = ProcessCpuSeconds();
   for (const VmSpec& s : opt_.vms) report_->vms.push_back(MakeVmReport(s.name));
-  Status st = Connect();
+  Status st = OpenCache();
+  if (st.ok()) st = Connect();
   if (st.ok()) st = PrepareVms();
   if (st.ok()) st = WaitAllReady();
   if (st.ok()) st = StartMigrations();

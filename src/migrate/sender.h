@@ -27,6 +27,11 @@ struct SenderOptions {
   // file in spill_dir (index/page_store.h). UINT64_MAX: never spill.
   uint64_t page_ram = uint64_t{128} << 20;
   std::string spill_dir = "/var/tmp";
+  // This host's page cache (receive --cache on the same host uses the same DIR): every
+  // distinct page sent is kept there, so when the VMs migrate back to this host, the
+  // pages it still holds need not cross again. Empty: none.
+  std::string cache_dir;
+  uint64_t cache_size = uint64_t{8} << 30;
   bool progress = true;
   encode::CompressionOptions compression;    // of record bodies (when the receiver agrees)
   int threads = -1;  // compressing record bodies side by side (-1: one per CPU, at most 8)

@@ -54,6 +54,30 @@ Status Scenario::Start() {
   return Status::Ok();
 }
 
+Status Scenario::TurnAround() {
+  for (size_t i = 0; i < dests_.size(); ++i) {
+    QemuVm& back = *dests_[i];
+    auto cont = back.harness().Execute("cont");
+    if (!cont.ok()) return cont.status().WithContext("resuming " + back.config().name);
+    GANGMIG_RETURN_IF_ERROR(sources_[i]->Stop());
+    VmConfig src = SourceConfig(int(i));
+    std::string name = src.name + "-back";
+    std::string incoming =
+        config_.tcp_destinations
+            ? "tcp:127.0.0.1:" + std::to_string(config_.first_port + config_.vms + int(i))
+            : "unix:" + config_.workdir + "/" + name + ".incoming";
+    VmConfig dst = DestinationConfig(src, name, incoming);
+    dst.start_paused = config_.paused_destinations;
+    auto fresh = std::make_unique<QemuVm>(dst);
+    GANGMIG_RETURN_IF_ERROR(fresh->Start());
+    GANGMIG_RETURN_IF_ERROR(ApplyCapabilities(*fresh));
+    GANGMIG_RETURN_IF_ERROR(ApplyMigrationSettings(back));
+    sources_[i] = std::move(dests_[i]);
+    dests_[i] = std::move(fresh);
+  }
+  return Status::Ok();
+}
+
 Status Scenario::ApplyCapabilities(QemuVm& vm) {
   nlohmann::json caps = nlohmann::json::array();
   for (const std::string& c : config_.capabilities)

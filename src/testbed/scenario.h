@@ -69,6 +69,11 @@ class Scenario {
   // Distinct non-zero pages over every source RAM file (a lower bound on what any
   // page-level scheme must send), and with options.compress what they compress to.
   Result<DistinctPages> DistinctNonZeroPages(const DistinctOptions& options = {}) const;
+  // After a completed migration, turns the gang around for the way back: each
+  // destination is resumed (its guest and workload run on) and becomes a source, each
+  // old source is stopped, and a fresh paused destination takes its place (the old
+  // source's name with "-back"). Migration settings are applied as in Start().
+  Status TurnAround();
   // Stops every VM (and removes their files).
   Status StopAll();
 

@@ -327,6 +327,41 @@ TEST_F(GangE2E, SecondGangFindsItsPagesInTheReceiversCache) {
   RecordProperty("second_link_bytes", std::to_string(link2));
 }
 
+// There and back: the sender keeps what it sends in its host's cache (migrate --cache);
+// the gang runs at the destination for a while (its workload re-dirtying pages), then
+// migrates back to a receiver on the first host with that same cache: most pages are
+// still there and need not cross again. RAM identical both ways.
+TEST_F(GangE2E, GangMigratingBackFindsItsPagesInTheFirstHostsCache) {
+  std::string here = dir_ + "/cache-a", there = dir_ + "/cache-b";
+  ScenarioConfig c = Config(2, 192);
+  c.dirty_rate = 500;
+  StartScenario(c);
+  StartReceiver(key_, {"--cache", there});
+  std::vector<std::string> out = MigrateArgv(key_);
+  out.insert(out.begin() + 2, {"--cache", here});
+  ASSERT_EQ(Migrate(out), 0) << Log("migrate.log") << Log("receiver.log");
+  EXPECT_EQ(Wait(receiver_, 30000), 0) << Log("receiver.log");
+  nlohmann::json first = ReadJson(dir_ + "/report.json");
+  EXPECT_GT(first["extra"]["source_cache"]["pages_offered"].get<uint64_t>(), 10000u)
+      << first["extra"].dump();
+  Status ram = scenario_->CheckRamIdentical();
+  ASSERT_TRUE(ram.ok()) << ram.message();
+
+  ASSERT_TRUE(scenario_->TurnAround().ok());
+  sleep(3);  // the gang runs at the destination
+  StartReceiver(key_, {"--cache", here});
+  nlohmann::json back;
+  ASSERT_NO_FATAL_FAILURE(MigrateCompleted(&back));
+  EXPECT_EQ(Wait(receiver_, 30000), 0) << Log("receiver.log");
+  ram = scenario_->CheckRamIdentical();
+  EXPECT_TRUE(ram.ok()) << ram.message();
+  uint64_t link1 = first["total"]["link_bytes"], link2 = back["total"]["link_bytes"];
+  EXPECT_GT(back["total"]["pages_cached"].get<uint64_t>(), 20000u) << back["total"].dump();
+  EXPECT_LT(link2, link1 / 2) << link1 << " out, " << link2 << " back";
+  RecordProperty("out_link_bytes", std::to_string(link1));
+  RecordProperty("back_link_bytes", std::to_string(link2));
+}
+
 TEST_F(GangE2E, WrongKeyIsRefusedAndNothingStarts) {
   StartScenario(Config(1, 192));
   std::string other = dir_ + "/other.key";
