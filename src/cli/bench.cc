@@ -51,6 +51,10 @@ const char kBenchHelp[] =
     "               run on the destination host: row `unseeded` is gangmig with an\n"
     "               empty cache, row `seeded` the three ways, gangmig's receiver\n"
     "               seeding its cache from the neighbours' RAM (receive --seed-from)\n"
+    "  return       4 VMs of 512 MiB migrate (gangmig's sender keeping what it sends in\n"
+    "               its host's cache: migrate --cache), run 60 s at the destination, and\n"
+    "               migrate back to a receiver on the first host with that cache: rows\n"
+    "               `out` and `back`, three ways each\n"
     "  --smoke      one point (2 VMs of 192 MiB), one repetition: a quick check\n"
     "--points LIST keeps only the points named (e.g. --scenarios single-size --points 8G).\n"
     "--verify-copies MIB is passed to gangmig's sender (default 1024; 0 proves every\n"
@@ -72,6 +76,10 @@ struct Point {
   // beside the gang; the gang's receiver seeds its (empty) cache from their RAM. Rows:
   // "unseeded" (gang, same empty cache, no seeding) and "seeded" (the three ways).
   int neighbours = 0;
+  // There and back: the gang migrates (gangmig's sender keeping what it sends in the
+  // source host's cache), runs return_dwell_s at the destination, and migrates back to
+  // a receiver on the first host with that cache. Rows "out" and "back", three ways.
+  int return_dwell_s = 0;
 };
 
 std::vector<Point> Points(const std::string& list, bool smoke,
@@ -130,6 +138,11 @@ std::vector<Point> Points(const std::string& list, bool smoke,
     Point p{"neighbours", "4x512", base(4, 512, 128)};
     p.config.first_seed = 11;
     p.neighbours = 2;
+    pts.push_back(p);
+  }
+  if (want("return")) {
+    Point p{"return", "4x512", base(4, 512, 128)};
+    p.return_dwell_s = 60;
     pts.push_back(p);
   }
   if (want("single-size"))
@@ -225,7 +238,7 @@ int RunBench(const Args& args) {
   migrate::SenderOptions tuning;
   EncodingChoice enc{.compression = tuning.compression, .features = tuning.features};
   std::string points;  // ",A,B,": only these point labels (empty: all)
-  std::string list = "gang-size,hetero,control,busy,link-rate,single-dup,second-batch,neighbours", out = "results", guest_dir;
+  std::string list = "gang-size,hetero,control,busy,link-rate,single-dup,second-batch,neighbours,return", out = "results", guest_dir;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& k = args[i];
     if (k == "--smoke") {
@@ -433,6 +446,28 @@ int RunBench(const Args& args) {
         std::error_code ec;
         std::filesystem::remove_all(setup.cache, ec);  // the seeded run starts as empty
         for (auto& vm : neighbours->sources()) setup.seed_from.push_back(vm->ram_path());
+      }
+      if (p.return_dwell_s) {
+        for (Mode mode : {Mode::kGang, Mode::kDirect, Mode::kDirectMultifdZstd}) {
+          testbed::ScenarioConfig c = p.config;
+          c.workdir = workdir;
+          c.image = *image;
+          c.first_port = 47001;
+          ReturnSetup trip;
+          trip.out_sender = trip.back_sender = tuning;
+          trip.out_sender.cache_dir = workdir + "/cache-home-" + std::to_string(rep);
+          trip.out_receiver.cache = workdir + "/cache-away-" + std::to_string(rep);
+          trip.back_receiver.cache = trip.out_sender.cache_dir;
+          trip.dwell_s = p.return_dwell_s;
+          auto [out_run, back_run] = RunThereAndBack(mode, c, key_file, trip);
+          for (const std::string& d : {trip.out_sender.cache_dir, trip.out_receiver.cache}) {
+            std::error_code ec;
+            std::filesystem::remove_all(d, ec);
+          }
+          if (!record(mode, "out", rep, out_run)) return 130;
+          if (!record(mode, "back", rep, back_run)) return 130;
+        }
+        continue;
       }
       for (Mode mode : {Mode::kGang, Mode::kDirect, Mode::kDirectMultifdZstd}) {
         testbed::ScenarioConfig c = p.config;
