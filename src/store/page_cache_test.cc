@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -124,6 +126,46 @@ TEST_F(PageCacheTest, TornTailIsDroppedOnOpen) {
 
 // A flipped bit on disk is never handed out as a page: the read is a miss and the entry
 // is forgotten; on the next open it is not indexed at all.
+// A writer killed (SIGKILL) while it appends: whatever the moment, the cache opens, every
+// page it finds is intact, and it goes on taking pages.
+TEST_F(PageCacheTest, WriterKilledMidWriteLeavesAConsistentCache) {
+  for (int round = 0; round < 3; ++round) {
+    SCOPED_TRACE(round);
+    std::filesystem::remove_all(dir_);
+    int ready[2];
+    ASSERT_EQ(pipe(ready), 0);
+    pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      auto c = PageCache::Open(dir_, 1 << 30, 64);
+      if (!c.ok()) _exit(2);
+      index::Fingerprinter fp;
+      for (uint32_t n = 0;; ++n) {
+        Bytes p = Page(n);
+        if (!(*c)->Put(PageCache::KeyOf(&fp, p), p).ok()) _exit(3);
+        if (n % 7 == 0 && !(*c)->Flush().ok()) _exit(4);
+        if (n == 500 && write(ready[1], "r", 1) != 1) _exit(5);
+      }
+    }
+    close(ready[1]);
+    char byte;
+    ASSERT_EQ(read(ready[0], &byte, 1), 1);  // 500 pages are in
+    usleep(useconds_t(1000 * (round * 7 + 1)));
+    kill(child, SIGKILL);
+    waitpid(child, nullptr, 0);
+    close(ready[0]);
+    auto c = Open(1 << 30, 64);
+    ASSERT_NE(c, nullptr);
+    uint32_t found = 0;  // pages go in in order, so what is on disk is pages 0..found-1
+    while (found < 200000 && Has(c.get(), found)) ++found;
+    EXPECT_GE(found, 490u);  // flushed every 7 pages, and 500 were put before the signal
+    EXPECT_EQ(c->stats().entries, found) << "a page after the first missing one";
+    Put(c.get(), 999999);
+    ASSERT_TRUE(c->Flush().ok());
+    EXPECT_TRUE(Has(c.get(), 999999));
+  }
+}
+
 TEST_F(PageCacheTest, FlippedByteIsDetected) {
   {
     auto c = Open();
