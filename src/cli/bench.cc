@@ -164,6 +164,7 @@ struct Row {
   uint64_t link_kernel = 0, link_own = 0, sent = 0, ref = 0, zero = 0, lower_bound = 0,
            rss_send = 0, rss_recv = 0;
   uint64_t lower_bound_z = 0;  // the lower bound with its pages compressed as gangmig does
+  uint64_t delta = 0, cached = 0;  // pages sent as DELTA, named by CREF
   std::string ram;
   bool ok = false;
 };
@@ -181,7 +182,7 @@ std::string Csv(const Row& r) {
     << r.downtime_ms << "," << r.link_kernel << "," << r.link_own << "," << r.sent << "," << r.ref
     << "," << r.zero << "," << r.lower_bound << "," << r.cpu_gangmig << "," << r.cpu_qemu << ","
     << r.rss_send << "," << r.rss_recv << "," << (r.ok ? "ok" : "failed") << "," << RamColumn(r)
-    << "," << r.link_mbit << "," << r.lower_bound_z;
+    << "," << r.link_mbit << "," << r.lower_bound_z << "," << r.delta << "," << r.cached;
   return o.str();
 }
 
@@ -327,7 +328,7 @@ int RunBench(const Args& args) {
   csv << "scenario,point,mode,rep,total_time_s,max_downtime_ms,link_bytes_kernel,"
          "link_bytes_gangmig,pages_sent,pages_referenced,zero_pages,lower_bound_bytes,"
          "gangmig_cpu_s,qemu_cpu_s,sender_rss_kib,receiver_rss_kib,status,ram,link_mbit,"
-         "lower_bound_compressed_bytes\n";
+         "lower_bound_compressed_bytes,pages_delta,pages_cached\n";
   std::vector<Row> rows;
   bool all_ok = true;
   int shaped_mbit = link_mbit;
@@ -362,6 +363,7 @@ int RunBench(const Args& args) {
       for (const auto& v : run.report.vms) {
         r.downtime_ms = std::max(r.downtime_ms, v.downtime_ms());
         r.sent += v.pages_sent, r.ref += v.pages_referenced, r.zero += v.zero_pages;
+        r.delta += v.pages_delta, r.cached += v.pages_cached;
       }
       r.link_kernel = run.kernel_link_bytes;
       r.link_own = run.report.link_tx_bytes + run.report.link_rx_bytes;

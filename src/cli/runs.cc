@@ -215,8 +215,11 @@ Run MigrateOnce(Mode mode, testbed::Scenario& sc, const testbed::ScenarioConfig&
   run.status = gang ? migrate::RunGangMigration(opt, &run.report)
                     : migrate::RunDirectMigration(opt, &run.report);
   run.kernel_link_bytes = LoopbackTxBytes() - before;
+  // Every page record of the streams, however it crossed (whole, REF, DELTA, CREF): the
+  // rest of the stream bytes are headers, zero pages and device state.
   uint64_t paged = 0;
-  for (const auto& v : run.report.vms) paged += (v.pages_sent + v.pages_referenced) * 4096;
+  for (const auto& v : run.report.vms)
+    paged += (v.pages_sent + v.pages_referenced + v.pages_delta + v.pages_cached) * 4096;
   uint64_t stream = 0;
   for (const auto& v : run.report.vms) stream += v.stream_bytes;
   if (gang && stream >= paged) run.stream_nonpage_bytes = stream - paged;
