@@ -48,9 +48,10 @@ const char kBenchHelp[] =
     "               4 fresh VMs of the same image (other per-VM data) filled: row\n"
     "               `first` is that gang, the three ways run on the second\n"
     "  neighbours   4 VMs of 512 MiB while 2 VMs of the same image (other per-VM data)\n"
-    "               run on the destination host: row `unseeded` is gangmig with an\n"
-    "               empty cache, row `seeded` the three ways, gangmig's receiver\n"
-    "               seeding its cache from the neighbours' RAM (receive --seed-from)\n"
+    "               run on the destination host: rows `nocache` and `unseeded` are\n"
+    "               gangmig without and with an empty cache; row `seeded` the three\n"
+    "               ways, gangmig's receiver seeding its cache from the neighbours'\n"
+    "               RAM (receive --seed-from)\n"
     "  return       4 VMs of 512 MiB migrate (gangmig's sender keeping what it sends in\n"
     "               its host's cache: migrate --cache), run 60 s at the destination, and\n"
     "               migrate back to a receiver on the first host with that cache: rows\n"
@@ -74,7 +75,8 @@ struct Point {
   bool warm_cache = false;
   // This many VMs of the same image (other per-VM data) run on the destination host
   // beside the gang; the gang's receiver seeds its (empty) cache from their RAM. Rows:
-  // "unseeded" (gang, same empty cache, no seeding) and "seeded" (the three ways).
+  // "nocache" (gang, no cache), "unseeded" (gang, an empty cache: what a cold cache
+  // costs) and "seeded" (the three ways).
   int neighbours = 0;
   // There and back: the gang migrates (gangmig's sender keeping what it sends in the
   // source host's cache), runs return_dwell_s at the destination, and migrates back to
@@ -443,6 +445,8 @@ int RunBench(const Args& args) {
         g.workdir = workdir;
         g.image = *image;
         g.first_port = 47001;
+        Run nocache = RunOnce(Mode::kGang, g, key_file, tuning);
+        if (!record(Mode::kGang, "nocache", rep, nocache)) return 130;
         Run unseeded = RunOnce(Mode::kGang, g, key_file, tuning, setup);
         if (!record(Mode::kGang, "unseeded", rep, unseeded)) return 130;
         std::error_code ec;
