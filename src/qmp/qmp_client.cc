@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <thread>
 #include <utility>
 
@@ -152,16 +153,23 @@ Result<std::unique_ptr<Client>> Client::Connect(const std::string& socket_path, 
 
 Client::~Client() { close(fd_); }
 
+// A monitor's output is per socket, not per connection: a reply QEMU owed a client that
+// gave up on it (QEMU blocked, say, while writing its last migration round) goes to
+// whoever connects next, before or after the greeting. Such replies (they carry an id)
+// and events are skipped; anything else is not a QMP monitor.
 Status Client::ReadGreeting(int64_t deadline_us) {
-  auto greeting = ReadMessage(deadline_us);
-  if (!greeting.ok()) {
-    return Error("greeting: " + greeting.status().message() +
-                 " (a QMP monitor serves one client at a time; is another connected?)");
+  for (int skipped = 0;; ++skipped) {
+    auto greeting = ReadMessage(deadline_us);
+    if (!greeting.ok()) {
+      return Error("greeting: " + greeting.status().message() +
+                   " (a QMP monitor serves one client at a time; is another connected?)");
+    }
+    if (greeting->contains("QMP")) return Status::Ok();
+    bool stale = greeting->contains("event") ||
+                 (greeting->contains("id") && (greeting->contains("return") || greeting->contains("error")));
+    if (!stale || skipped >= 64)
+      return Error("greeting: expected {\"QMP\": ...}, got " + Truncated(Dump(*greeting)));
   }
-  if (!greeting->contains("QMP")) {
-    return Error("greeting: expected {\"QMP\": ...}, got " + Truncated(Dump(*greeting)));
-  }
-  return Status::Ok();
 }
 
 Result<json> Client::Execute(const std::string& command, const json& args, int timeout_ms) {
@@ -169,7 +177,10 @@ Result<json> Client::Execute(const std::string& command, const json& args, int t
   if (!args.is_object()) return Error(context + "arguments must be a JSON object");
   if (closed_) return Error(context + "connection closed by QEMU");
   const int64_t deadline = MonotonicMicros() + int64_t(timeout_ms) * 1000;
-  const int64_t id = next_id_++;
+  // Ids are unique across every client of this process: a reply QEMU still owed an
+  // earlier connection to the same monitor can never pass for this one's.
+  static std::atomic<int64_t> next_id{1};
+  const int64_t id = next_id.fetch_add(1, std::memory_order_relaxed);
   json request = {{"execute", command}, {"id", id}};
   if (!args.empty()) request["arguments"] = args;
   Status sent = SendLine(Dump(request) + "\r\n", deadline);

@@ -82,7 +82,6 @@ class Client {
   std::vector<Event> events_;
   bool closed_ = false;   // the peer closed the connection (or reading it failed)
   Status pending_error_;  // a malformed line seen while no caller was waiting
-  int64_t next_id_ = 1;   // "id" of the next command, echoed in its reply
 };
 
 }  // namespace gangmig::qmp
