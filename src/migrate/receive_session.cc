@@ -869,7 +869,9 @@ Status Session::Run() {
           std::to_string(core_.bytes_spilled() >> 20) + " MiB spilled)" +
           (cache_ && core_.cache()
                ? "; page cache: " + std::to_string(cache_hits_) + " pages found, " +
-                     std::to_string(cache_misses_) + " asked for again"
+                     std::to_string(cache_misses_) + " asked for again, " +
+                     std::to_string(cache_->stats().corrupt) +
+                     " damaged entries found and dropped since the receiver started"
                : std::string()) +
           (drain_ ? "; page cache: " + std::to_string(drain_->stats().offered) +
                         " pages offered since the receiver started, " +

@@ -1,5 +1,5 @@
-// The sender pipeline, one thread for all data (a poll loop) plus one QMP monitor thread
-// per VM (see vm_monitor.h):
+// The sender pipeline, one thread for all data (a poll loop) plus, per VM, whatever
+// drives its source (source_control.h; today a QMP monitor thread, vm_monitor.h):
 //
 //   1. connect to the receiver, authenticate (wire/handshake.h);
 //   2. per VM: QMP checks, a private unix listener, VM_OPEN to the receiver, which
@@ -38,6 +38,7 @@
 #include "migrate/seal_pipeline.h"
 #include "migrate/stream_tee.h"
 #include "migrate/timeouts.h"
+#include "migrate/source_control.h"
 #include "migrate/vm_monitor.h"
 #include "net/socket.h"
 #include "qemu_stream/stream_parser.h"
@@ -84,56 +85,16 @@ struct Channel {
 struct Rollback {
   std::thread thread;
   std::atomic<bool> done{false};
-  std::string outcome;      // appended to the VM's error
-  std::string final_state;  // the source's run state afterwards ("" if unknown)
+  RollbackOutcome result;  // read once done
   ~Rollback() {
     if (thread.joinable()) thread.join();
   }
 };
 
-// Close QEMU's sockets first (QEMU sees the stream break: a QEMU blocked writing its last
-// round into a full socket, the lock that its monitor needs held, is freed by that), then
-// migrate_cancel, wait for QEMU to leave the migration, and `cont` a source that was
-// running and is not any more. A monitor that stopped answering is reconnected once.
-void RollBackSource(VmMonitor* monitor, const std::string& was_status, std::vector<net::Fd> fds,
-                    Rollback* out) {
-  fds.clear();
-  VmSnapshot s = monitor->Snapshot();
-  if (s.qmp_lost) {
-    Status again = monitor->Reconnect(timeouts::kQmpMs);
-    if (!again.ok()) {
-      out->outcome = "; cannot reach the source QMP to check it (" + again.message() + ")";
-      return;
-    }
-    monitor->WaitForFreshSnapshot(timeouts::kQmpMs);
-  }
-  (void)monitor->Execute("migrate_cancel", json::object(), timeouts::kQmpMs);
-  int64_t deadline = MonotonicMicros() + timeouts::kCancelSettleMs * 1000LL;
-  while (MonotonicMicros() < deadline) {
-    monitor->WaitForFreshSnapshot(1000);
-    s = monitor->Snapshot();
-    const std::string& ms = s.migration_status;
-    if (ms != "active" && ms != "setup" && ms != "cancelling" && ms != "device" &&
-        ms != "pre-switchover")
-      break;
-  }
-  if (was_status == "running" && s.run_status != "running") {
-    auto r = monitor->Execute("cont", json::object(), timeouts::kQmpMs);
-    out->outcome = r.ok() ? "; source VM resumed with 'cont'"
-                          : "; 'cont' on the source failed: " + r.status().message();
-    monitor->WaitForFreshSnapshot(1000);
-    s = monitor->Snapshot();
-  } else {
-    out->outcome = "; source VM kept running";
-  }
-  out->final_state = s.run_status;
-}
-
 struct Vm {
   VmSpec spec;
   VmReport* rep = nullptr;
-  std::unique_ptr<VmMonitor> monitor;
-  std::string was_status;  // run state before migration
+  std::unique_ptr<SourceControl> control;  // who drives the source (QMP today)
   std::string listen_path;
   net::Fd listener;
   std::vector<Channel> channels;
@@ -307,20 +268,9 @@ Status Sender::PrepareVms() {
     auto vm = std::make_unique<Vm>();
     vm->spec = opt_.vms[i];
     vm->rep = &report_->vms[i];
-    auto client = qmp::Client::Connect(vm->spec.qmp, timeouts::kQmpMs);
-    if (!client.ok()) return client.status().WithContext("vm " + vm->spec.name);
-    auto st = (*client)->Execute("query-status");
-    if (!st.ok()) return st.status().WithContext("vm " + vm->spec.name);
-    vm->was_status = st->value("status", "");
-    if (vm->was_status != "running" && vm->was_status != "paused")
-      return Status::Error("vm " + vm->spec.name + ": source is '" + vm->was_status +
-                           "', expected running or paused");
-    auto mig = (*client)->Execute("query-migrate");
-    std::string ms = mig.ok() ? mig->value("status", "") : "";
-    if (ms == "active" || ms == "setup" || ms == "device" || ms == "pre-switchover")
-      return Status::Error("vm " + vm->spec.name + ": a migration is already running (" + ms + ")");
-    vm->monitor = std::make_unique<VmMonitor>(std::move(client).value(), 100);
-    vm->monitor->EnableMigrationEvents();  // QEMU's own "completed" timestamp, for reports
+    vm->control = std::make_unique<QmpSourceControl>(vm->spec.qmp);
+    Status prepared = vm->control->Prepare();
+    if (!prepared.ok()) return prepared.WithContext("vm " + vm->spec.name);
     vm->listen_path = workdir_ + "/vm" + std::to_string(i) + ".sock";
     auto l = net::Listen(net::Address{net::Address::Kind::kUnix, vm->listen_path, "", 0});
     if (!l.ok()) return l.status().WithContext("vm " + vm->spec.name);
@@ -354,8 +304,8 @@ Status Sender::WaitAllReady() {
 Status Sender::StartMigrations() {
   for (auto& vm : vms_) {
     vm->rep->start_us = WallMicros();
-    auto r = vm->monitor->Execute("migrate", {{"uri", "unix:" + vm->listen_path}});
-    if (!r.ok()) return r.status().WithContext("vm " + vm->spec.name);
+    Status started = vm->control->Start(vm->listen_path);
+    if (!started.ok()) return started.WithContext("vm " + vm->spec.name);
     vm->rep->phase = "streaming";
   }
   return Status::Ok();
@@ -638,7 +588,7 @@ Status Sender::KeepAlive(bool reading) {
 // Stopped for switchover: QEMU's STOP event, or (sooner, and without QMP) the start of
 // the RAM END section in the stream, which QEMU writes only after stopping the VM.
 bool Sender::Stopping(const Vm& vm, uint16_t id) const {
-  if (vm.monitor->StopUs() != 0) return true;
+  if (vm.control->StopUs() != 0) return true;
   return !vm.channels.empty() && core_->parser(id).stats().ram_end_started;
 }
 
@@ -646,7 +596,7 @@ void Sender::CheckSources() {
   for (auto& vmp : vms_) {
     Vm& vm = *vmp;
     if (vm.finished) continue;
-    VmSnapshot s = vm.monitor->Snapshot();
+    VmSnapshot s = vm.control->Snapshot();
     if (s.stop_us && !vm.rep->stop_us) {
       vm.rep->stop_us = s.stop_us;
       vm.rep->stream_bytes_at_stop = vm.rep->stream_bytes;  // what remains is the last round
@@ -690,7 +640,7 @@ void Sender::Fail(Vm& vm, const std::string& why) {
 }
 
 void Sender::RollBack(Vm& vm) {
-  if (!vm.monitor) return;
+  if (!vm.control) return;
   std::vector<net::Fd> fds;
   for (auto& c : vm.channels) {
     fds.push_back(std::move(c.fd));
@@ -699,8 +649,8 @@ void Sender::RollBack(Vm& vm) {
   vm.rollback = std::make_unique<Rollback>();
   Rollback* rb = vm.rollback.get();
   vm.rollback->thread = std::thread(
-      [rb, monitor = vm.monitor.get(), was = vm.was_status, fds = std::move(fds)]() mutable {
-        RollBackSource(monitor, was, std::move(fds), rb);
+      [rb, control = vm.control.get(), fds = std::move(fds)]() mutable {
+        rb->result = control->RollBack(std::move(fds));
         rb->done = true;
       });
 }
@@ -710,8 +660,9 @@ void Sender::CollectRollbacks(bool wait) {
   for (auto& vm : vms_) {
     if (!vm->rollback || (!wait && !vm->rollback->done)) continue;
     vm->rollback->thread.join();
-    vm->rep->error += vm->rollback->outcome;
-    if (!vm->rollback->final_state.empty()) vm->rep->source_final_state = vm->rollback->final_state;
+    const RollbackOutcome& done = vm->rollback->result;
+    vm->rep->error += done.outcome;
+    if (!done.final_state.empty()) vm->rep->source_final_state = done.final_state;
     vm->rollback.reset();
   }
 }

@@ -10,6 +10,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -133,6 +134,7 @@ class GangE2E : public ::testing::Test {
   int port_ = 0;
   Child receiver_;
   std::unique_ptr<Scenario> scenario_;
+  std::function<void()> on_receiver_started_;  // a test's hook, run after StartReceiver
 };
 
 }  // namespace gangmig::e2e

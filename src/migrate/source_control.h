@@ -1,0 +1,60 @@
+// SourceControl: how one source VM's migration is started, watched and rolled back. The
+// sender's data path sees only byte streams on a unix socket and what this reports
+// (stopped, completed, failed); who drives the source is behind this seam:
+//   - QmpSourceControl: gangmig owns the VM's QMP socket (migrate --vm name=,qmp=);
+//   - libvirt (issue 12, next): libvirt owns the monitor, gangmig starts its migration;
+//   - none: a stream that simply connected (proxy mode).
+// Every call may block on the VM's control channel except Snapshot() and StopUs(), which
+// the data thread uses; RollBack runs on a thread of its own.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "migrate/vm_monitor.h"
+#include "net/socket.h"
+
+namespace gangmig::migrate {
+
+// What a rollback did, for the VM's report.
+struct RollbackOutcome {
+  std::string outcome;      // appended to the VM's error ("; source VM kept running")
+  std::string final_state;  // the source's run state afterwards ("" if unknown)
+};
+
+class SourceControl {
+ public:
+  virtual ~SourceControl() = default;
+  // Checks that the VM can be migrated now (running or paused, no migration under way)
+  // and starts watching it. Errors name what is wrong.
+  virtual Status Prepare() = 0;
+  // Starts the migration into the unix socket at `path` (gangmig listens there).
+  virtual Status Start(const std::string& path) = 0;
+  // The latest known state; cheap, never blocks.
+  virtual VmSnapshot Snapshot() const = 0;
+  // When the source stopped the VM for switchover (0: not yet); cheaper than Snapshot.
+  virtual int64_t StopUs() const = 0;
+  // Makes sure the source keeps running after a failure. `fds` are the VM's migration
+  // sockets, closed first (a source blocked writing into them is freed by that).
+  virtual RollbackOutcome RollBack(std::vector<net::Fd> fds) = 0;
+};
+
+// The source's QMP socket, used by gangmig alone (QMP serves one client at a time).
+class QmpSourceControl : public SourceControl {
+ public:
+  explicit QmpSourceControl(std::string qmp_path) : qmp_path_(std::move(qmp_path)) {}
+  Status Prepare() override;
+  Status Start(const std::string& path) override;
+  VmSnapshot Snapshot() const override { return monitor_->Snapshot(); }
+  int64_t StopUs() const override { return monitor_->StopUs(); }
+  RollbackOutcome RollBack(std::vector<net::Fd> fds) override;
+
+ private:
+  std::string qmp_path_;
+  std::string was_status_;  // run state before the migration
+  std::unique_ptr<VmMonitor> monitor_;
+};
+
+}  // namespace gangmig::migrate
