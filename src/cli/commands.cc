@@ -19,6 +19,7 @@
 #include "cli/flags.h"
 #include "migrate/direct.h"
 #include "migrate/receiver.h"
+#include "migrate/report.h"
 #include "migrate/sender.h"
 #include "migrate/vm_spec.h"
 #include "wire/handshake.h"
@@ -436,6 +437,9 @@ int RunReceive(const Args& args) {
   opt.once = Has(f, "--once");
   opt.verbose = !Has(f, "--quiet");
   Status st = migrate::RunReceiver(opt);
+  if (opt.verbose)
+    fprintf(stderr, "gangmig receive: peak memory (VmHWM) %llu KiB\n",
+            (unsigned long long)migrate::PeakRssKib());
   if (!st.ok()) {
     fprintf(stderr, "gangmig receive: %s\n", st.message().c_str());
     return 1;

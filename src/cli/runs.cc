@@ -225,7 +225,17 @@ Run MigrateOnce(Mode mode, testbed::Scenario& sc, const testbed::ScenarioConfig&
   if (gang && stream >= paged) run.stream_nonpage_bytes = stream - paged;
   run.qemu_src_cpu = SumCpu(sc.sources()) - src_cpu;
   run.qemu_dst_cpu = SumCpu(sc.destinations()) - dst_cpu;
-  if (receiver > 0) run.receiver_cpu = WaitChild(receiver, 10000, &run.receiver_peak_rss_kib);
+  if (receiver > 0) {
+    run.receiver_cpu = WaitChild(receiver, 10000, &run.receiver_peak_rss_kib);
+    // The child's ru_maxrss also counts this process's memory at the fork (Linux folds
+    // the forked copy's high-water mark in at exec): the receiver's own VmHWM, which it
+    // logs when it ends, is the figure that counts.
+    std::ifstream log(c.workdir + "/receiver.log");
+    std::string line;
+    const std::string kPeak = "gangmig receive: peak memory (VmHWM) ";
+    while (std::getline(log, line))
+      if (line.rfind(kPeak, 0) == 0) run.receiver_peak_rss_kib = std::stoull(line.substr(kPeak.size()));
+  }
   // A failed migration leaves its destinations incomplete (and never resumed): their RAM
   // is not compared, and the run counts as failed either way.
   if (run.status.ok()) {
