@@ -158,6 +158,7 @@ class Sender {
   uint16_t features_ = 0;  // agreed with the receiver
   std::unique_ptr<store::PageCache> cache_;  // migrate --cache
   std::unique_ptr<store::CacheDrain> drain_;  // after cache_: stops first
+  std::string cache_error_;                   // why --cache is not used (busy)
   std::unique_ptr<core::SourceCore> core_;
   encode::FrameCompressor compressor_;
   std::unique_ptr<SealPipeline> seal_;  // between writer_ and net_out_
@@ -760,6 +761,7 @@ void Sender::ReportEncoding() {
                                     {"pages_cached", cached},
                                     {"pages_asked_again", core_->fills()}};
   }
+  if (!cache_error_.empty()) report_->extra["source_cache"] = {{"error", cache_error_}};
   if (drain_) {
     store::DrainStats d = drain_->stats();
     report_->extra["source_cache"] = {{"dir", opt_.cache_dir},
@@ -781,7 +783,16 @@ void Sender::ReportEncoding() {
 Status Sender::OpenCache() {
   if (opt_.cache_dir.empty()) return Status::Ok();
   auto opened = store::PageCache::Open(opt_.cache_dir, opt_.cache_size);
-  if (!opened.ok()) return opened.status().WithContext("--cache");
+  if (!opened.ok()) {
+    // Another gangmig (say, this host's receiver) holds the directory: the migration
+    // goes on, only its pages are not kept. Any other problem is the operator's to fix.
+    if (opened.status().message().find("is in use by another process") == std::string::npos)
+      return opened.status().WithContext("--cache");
+    cache_error_ = opened.status().message();
+    fprintf(stderr, "gangmig migrate: warning: %s; the pages sent are not kept\n",
+            cache_error_.c_str());
+    return Status::Ok();
+  }
   cache_ = std::move(opened).value();
   drain_ = std::make_unique<store::CacheDrain>(cache_.get());
   return Status::Ok();

@@ -9,6 +9,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -80,12 +81,26 @@ PageCache::~PageCache() {
   (void)FlushLocked();
   SaveTotalsLocked();
   for (auto& [seg, fd] : fds_) close(fd);
+  if (lock_fd_ >= 0) close(lock_fd_);  // releases the flock
 }
 
 Result<std::unique_ptr<PageCache>> PageCache::Open(const std::string& dir, uint64_t max_bytes,
                                                    uint32_t segment_entries) {
   GANGMIG_RETURN_IF_ERROR(PrivateDir(dir));
+  // Two writers would append to the same head segment: one process at a time.
+  int lock_fd = open((dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (lock_fd < 0) return Status::Error("cache " + dir + "/lock: " + strerror(errno));
+  if (flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    close(lock_fd);
+    if (err == EWOULDBLOCK)
+      return Status::Error("cache " + dir +
+                           " is in use by another process (one gangmig process at a time may "
+                           "use a cache directory)");
+    return Status::Error("cache " + dir + "/lock: " + strerror(err));
+  }
   std::unique_ptr<PageCache> c(new PageCache(dir, max_bytes, segment_entries));
+  c->lock_fd_ = lock_fd;
   std::lock_guard<std::mutex> lock(c->mu_);
   GANGMIG_RETURN_IF_ERROR(c->Load());
   c->LoadTotals();

@@ -66,7 +66,9 @@ class PageCache {
  public:
   // Opens (creating if needed) the cache in `dir` and indexes what is there, checking
   // every entry. `dir` must be private to this user: a directory that group or others
-  // may access is refused with the chmod to run.
+  // may access is refused with the chmod to run. One process at a time: the directory
+  // is locked (flock on DIR/lock) while the cache is open, and a second opener gets
+  // "cache DIR is in use by another process ...".
   // `segment_entries`: entries per segment file (smaller only in tests).
   static Result<std::unique_ptr<PageCache>> Open(const std::string& dir, uint64_t max_bytes,
                                                  uint32_t segment_entries = kEntriesPerSegment);
@@ -134,6 +136,7 @@ class PageCache {
   std::vector<Key> batch_keys_;
   CacheStats stats_;
   CacheStats totals_;  // total_* of earlier processes
+  int lock_fd_ = -1;   // DIR/lock, flock'ed while open
 };
 
 // The 4 KiB pages of `path` (a RAM image, any file; a last partial page is padded with

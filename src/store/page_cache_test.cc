@@ -166,6 +166,27 @@ TEST_F(PageCacheTest, WriterKilledMidWriteLeavesAConsistentCache) {
   }
 }
 
+TEST_F(PageCacheTest, OneProcessAtATime) {
+  auto c = Open();
+  ASSERT_NE(c, nullptr);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {  // another process: refused while the first holds the directory
+    auto again = PageCache::Open(dir_, 1 << 30);
+    _exit(!again.ok() && again.status().message() ==
+                             "cache " + dir_ +
+                                 " is in use by another process (one gangmig process at a "
+                                 "time may use a cache directory)"
+              ? 0
+              : 1);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  c.reset();
+  EXPECT_NE(Open(), nullptr);  // closed: free again
+}
+
 TEST_F(PageCacheTest, FlippedByteIsDetected) {
   {
     auto c = Open();
