@@ -104,7 +104,8 @@ const char kReceiveHelp[] =
     "                       [--max-buffer MIB] [--max-session-buffer MIB]\n"
     "                       [--max-store MIB] [--disable zstd,delta] [--threads N]\n"
     "                       [--cache DIR [--cache-size MIB]]\n"
-    "                       [--seed-from FILE ...] [--page-ram MIB] [--spill-dir DIR]\n\n"
+    "                       [--seed-from FILE ...] [--page-ram MIB] [--spill-dir DIR]\n"
+    "                       [--dest-wait SEC]\n\n"
     "Destination end. Waits for an authenticated sender, connects to each VM's\n"
     "destination QEMU (started with -incoming ADDR, and preferably -S so nothing runs\n"
     "before the operator resumes it), rebuilds each stream byte for byte and relays the\n"
@@ -124,6 +125,11 @@ const char kReceiveHelp[] =
     "                      unix:PATH or tcp:HOST:PORT; read again for every session;\n"
     "                      its entries come before --dest-dir. A VM with no\n"
     "                      destination fails (the others go on)\n"
+    "  --dest-wait SEC     a destination that is not there when its VM opens is tried\n"
+    "                      again for up to SEC s while the session goes on (its frames\n"
+    "                      wait within --max-buffer): for destinations that the\n"
+    "                      migration itself creates, as libvirt does (default 0: it must\n"
+    "                      be there)\n"
     "  --cache DIR         keep every distinct page received, on disk in DIR (mode 0700,\n"
     "                      created if missing), named by its SHA-256, across sessions\n"
     "                      and restarts (`gangmig cache stat DIR` shows it)\n"
@@ -391,6 +397,10 @@ int RunReceive(const Args& args) {
       auto n = ParseNumber(k, v, 1, 16 << 20);  // MiB, up to 16 TiB (2^32 pages)
       if (!n.ok()) return Usage(kReceiveHelp, n.status().message());
       opt.max_store = uint64_t(*n) << 20;
+    } else if (k == "--dest-wait") {
+      auto n = ParseNumber(k, v, 0, 3600);
+      if (!n.ok()) return Usage(kReceiveHelp, n.status().message());
+      opt.dest_wait_ms = int(*n) * 1000;
     } else if (k == "--page-ram") {
       auto n = ParseNumber(k, v, 0, 1 << 24);
       if (!n.ok()) return Usage(kReceiveHelp, n.status().message());

@@ -20,7 +20,9 @@ Status CheckAddress(const std::string& address) {
   return Status::Ok();
 }
 
-// "" when `path` is a unix socket (not a symlink to one); else what it is instead.
+
+}  // namespace
+
 std::string NotASocket(const std::string& path) {
   struct stat st;
   if (lstat(path.c_str(), &st) != 0) return "does not exist";
@@ -28,8 +30,6 @@ std::string NotASocket(const std::string& path) {
   if (!S_ISSOCK(st.st_mode)) return "is not a socket";
   return "";
 }
-
-}  // namespace
 
 Result<DestMap> DestMap::Parse(std::string_view text, const std::string& origin) {
   DestMap map;
@@ -78,7 +78,7 @@ Result<Destination> DestMap::Resolve(const std::string& name) const {
 Result<Destination> DestMap::InDir(const std::string& name) const {
   std::string sock = dir_ + "/" + name + ".sock", qmp = dir_ + "/" + name + ".qmp";
   std::string why = NotASocket(sock);
-  if (!why.empty())
+  if (!why.empty() && !(may_appear_later_ && why == "does not exist"))
     return Status::Error("receiver has no destination for vm " + name + ": " + sock + " " + why +
                          " (start its destination QEMU with -incoming unix:" + sock + ")");
   Destination d{"unix:" + sock, ""};

@@ -34,8 +34,13 @@ class DestMap {
   // Reads and parses the file at `path`.
   static Result<DestMap> Load(const std::string& path);
 
-  // Names not in the map resolve in `dir` (empty: no directory).
-  void set_dir(std::string dir) { dir_ = std::move(dir); }
+  // Names not in the map resolve in `dir` (empty: no directory). `may_appear_later`:
+  // a DIR/NAME.sock that does not exist yet still resolves (receive --dest-wait); one
+  // that exists must still be a socket, never a symlink.
+  void set_dir(std::string dir, bool may_appear_later = false) {
+    dir_ = std::move(dir);
+    may_appear_later_ = may_appear_later;
+  }
   bool empty() const { return entries_.empty() && dir_.empty(); }
   size_t entries() const { return entries_.size(); }
 
@@ -47,6 +52,11 @@ class DestMap {
 
   std::map<std::string, Destination> entries_;
   std::string dir_;
+  bool may_appear_later_ = false;
 };
+
+// "" when `path` is a unix socket (not a symlink to one); else what it is instead
+// ("does not exist", "is a symlink (refused)", "is not a socket").
+std::string NotASocket(const std::string& path);
 
 }  // namespace gangmig::migrate

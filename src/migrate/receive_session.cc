@@ -64,11 +64,18 @@ struct DestChannel {
   bool read_closed = false;
   uint64_t written = 0;  // bytes handed to the destination's socket
   int64_t progress_us = 0;  // monotonic: the queue last shrank, or filled from empty
+  // Not connected yet (--dest-wait): tried again until this monotonic time (0: connected).
+  int64_t connect_deadline_us = 0;
+  int64_t next_try_us = 0;
+  std::string connect_error;  // the last attempt's
 };
 
 // How far a destination has taken its main stream is reported back (VM_EVENT
 // "progress") every this many bytes, so the sender can bound what is in flight.
 constexpr uint64_t kProgressEvery = 64 * 1024;
+
+// --dest-wait: how often a destination that is not there yet is tried again.
+constexpr int64_t kConnectRetryUs = 50 * 1000;
 
 struct DestVm {
   std::string name, dest, dest_qmp;
@@ -159,6 +166,8 @@ class Session : public core::DestCore::Output {
   Result<bool> Continue();
   bool MustWait(const wire::Frame& f) const;
   void CheckStalled(DestVm& vm, uint16_t id, int64_t now);
+  void TryConnect(DestVm& vm, uint16_t id, int64_t now);
+  static void TuneDestSocket(DestChannel& c);
   Status CheckIdle(bool reading, int64_t now);
   Status OnStreamBytes(const wire::Frame& f, ByteView bytes) override;
   Status OnControl(const wire::Frame& f) override;
@@ -272,7 +281,7 @@ Status Session::OpenVm(uint16_t id, ByteView json_bytes) {
     return Status::Ok();
   }
   Event(id, {{"event", "ready"}});
-  Log("vm " + v.name + ": connected to destination " + v.dest);
+  if (!v.channels[0].connect_deadline_us) Log("vm " + v.name + ": connected to destination " + v.dest);
   return Status::Ok();
 }
 
@@ -282,16 +291,64 @@ Status Session::OpenChannel(DestVm& vm, uint16_t id, uint8_t ch) {
                          " out of order");
   auto addr = net::ParseAddress(vm.dest);
   if (!addr.ok()) return addr.status();
-  auto fd = net::Connect(*addr, timeouts::kDestinationConnectMs);
-  if (!fd.ok()) return fd.status().WithContext("destination QEMU");
   DestChannel c;
+  auto fd = net::Connect(*addr, timeouts::kDestinationConnectMs);
+  if (!fd.ok()) {
+    if (opt_.dest_wait_ms <= 0) return fd.status().WithContext("destination QEMU");
+    // Not there yet: the session goes on, and the loop tries again (TryConnect).
+    int64_t now = MonotonicMicros();
+    c.connect_deadline_us = now + opt_.dest_wait_ms * 1000LL;
+    c.next_try_us = now + kConnectRetryUs;
+    c.connect_error = fd.status().message();
+    vm.channels.push_back(std::move(c));
+    Log("vm " + vm.name + ": destination " + vm.dest + " not there yet; waiting up to " +
+        Seconds(opt_.dest_wait_ms) + " s (--dest-wait)");
+    return Status::Ok();
+  }
   c.fd = std::move(fd).value();
-  // A deeper socket buffer towards QEMU means fewer, larger writes and wake-ups; the
-  // queue in front of it stays bounded by max_buffer.
-  int sndbuf = 1 << 20;
-  setsockopt(c.fd.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+  TuneDestSocket(c);
   vm.channels.push_back(std::move(c));
   return Status::Ok();
+}
+
+// A deeper socket buffer towards QEMU means fewer, larger writes and wake-ups; the
+// queue in front of it stays bounded by max_buffer.
+void Session::TuneDestSocket(DestChannel& c) {
+  int sndbuf = 1 << 20;
+  setsockopt(c.fd.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+}
+
+// --dest-wait: a channel whose destination was not there is tried again every
+// kConnectRetryUs; past its deadline the VM fails with the last error.
+void Session::TryConnect(DestVm& vm, uint16_t id, int64_t now) {
+  if (vm.failed) return;
+  for (DestChannel& c : vm.channels) {
+    if (!c.connect_deadline_us || now < c.next_try_us) continue;
+    if (vm.dest.rfind("unix:", 0) == 0) {  // what appeared must be a socket, not a link
+      std::string why = NotASocket(vm.dest.substr(5));
+      if (!why.empty() && why != "does not exist") {
+        FailVm(vm, id, "destination " + vm.dest.substr(5) + " " + why);
+        return;
+      }
+    }
+    auto fd = net::Connect(*net::ParseAddress(vm.dest), 100);
+    if (fd.ok()) {
+      c.fd = std::move(fd).value();
+      TuneDestSocket(c);
+      c.connect_deadline_us = 0;
+      c.progress_us = now;  // the stall clock starts now
+      Log("vm " + vm.name + ": connected to destination " + vm.dest);
+      continue;
+    }
+    c.connect_error = fd.status().message();
+    if (now >= c.connect_deadline_us) {
+      FailVm(vm, id,
+             "destination QEMU: " + c.connect_error + " (still, after waiting " +
+                 Seconds(opt_.dest_wait_ms) + " s: --dest-wait)");
+      return;
+    }
+    c.next_try_us = now + kConnectRetryUs;
+  }
 }
 
 Status Session::Deliver(DestVm& vm, uint16_t id, uint8_t ch, ByteView bytes) {
@@ -770,6 +827,7 @@ Status Session::Step() {
     if (vm.failed) continue;
     for (size_t ch = 0; ch < vm.channels.size(); ++ch) {
       DestChannel& c = vm.channels[ch];
+      if (c.connect_deadline_us) continue;  // not connected yet (TryConnect)
       short ev = c.read_closed ? 0 : POLLIN;
       if (!c.out.empty() || (c.eof_pending && !c.write_shut)) ev |= POLLOUT;
       if (!ev) continue;
@@ -800,6 +858,7 @@ Status Session::Step() {
   GANGMIG_RETURN_IF_ERROR(Pump());
   int64_t now = MonotonicMicros();
   for (size_t i = 0; i < vms_.size(); ++i) {
+    TryConnect(*vms_[i], uint16_t(i), now);
     CheckStalled(*vms_[i], uint16_t(i), now);
     CheckLoaded(*vms_[i], uint16_t(i));
     ReportProgress(*vms_[i], uint16_t(i));
@@ -819,6 +878,7 @@ Status Session::Step() {
 void Session::CheckStalled(DestVm& vm, uint16_t id, int64_t now) {
   if (vm.failed) return;
   for (const DestChannel& c : vm.channels) {
+    if (c.connect_deadline_us) continue;  // TryConnect has its own deadline
     bool waiting = !c.out.empty() || (c.eof_pending && !c.write_shut);
     if (!waiting || now - c.progress_us < opt_.dest_stall_ms * 1000LL) continue;
     FailVm(vm, id,

@@ -161,7 +161,7 @@ Result<DestMap> LoadDestMap(const ReceiverOptions& options) {
     if (!loaded.ok()) return loaded.status();
     map = std::move(loaded).value();
   }
-  if (!options.dest_dir.empty()) map.set_dir(options.dest_dir);
+  if (!options.dest_dir.empty()) map.set_dir(options.dest_dir, options.dest_wait_ms > 0);
   if (map.empty())
     return Status::Error(
         "no destinations: pass --dest-dir DIR (VM NAME goes to DIR/NAME.sock) or --dest-map "

@@ -32,6 +32,12 @@ struct ReceiverOptions {
   int idle_ms = timeouts::kIdleMs;
   int keepalive_ms = timeouts::kKeepaliveMs;
   int dest_stall_ms = timeouts::kDestinationStallMs;
+  // A destination that cannot be connected to yet is tried again for this long, while
+  // the session goes on ("ready" is answered at once and the VM's frames wait within
+  // max_buffer). For destinations that exist only once the migration has started:
+  // under libvirt, the destination QEMU is created by the migration itself. 0: the
+  // destination must be there when the VM opens.
+  int dest_wait_ms = 0;
   bool verbose = true;
   uint16_t features = wire::kFeaturesKnown;  // accepted from senders (wire::kFeature*)
   // Where each VM's stream goes (migrate/dest_map.h): a map file, read again at the

@@ -106,6 +106,57 @@ TEST_F(ReceiverTest, UnmappedVmFailsAloneWithTheReason) {
   EXPECT_EQ(ReceiverError(), "<ok>");
 }
 
+class DestWaitTest : public ReceiverTest {
+ protected:
+  void Tune(ReceiverOptions* o) override { o->dest_wait_ms = 3000; }
+};
+
+// --dest-wait: a destination that appears only after its VM opened (as under libvirt,
+// where the migration itself creates the destination QEMU): "ready" at once, the frames
+// sent meanwhile wait, and arrive once the socket is there.
+TEST_F(DestWaitTest, DestinationThatAppearsLaterGetsEverything) {
+  Bytes f;
+  wire::AppendVmOpen(&f, 0, R"({"name":"t2"})");
+  wire::AppendData(&f, 0, 0, AsBytes("early "));
+  wire::AppendPage(&f, 0, 0, Bytes(4096, 'p'));
+  ASSERT_TRUE(sender_.Send(f).ok());
+  EXPECT_EQ(sender_.WaitFor(wire::FrameType::kVmEvent), R"({"event":"ready"})");
+  usleep(300000);
+  std::string later = dest_dir_ + "/t2.sock";
+  net::Fd listener = std::move(net::Listen(*net::ParseAddress("unix:" + later))).value();
+  for (int i = 0; i < 200 && !qemu_.valid(); ++i) {
+    qemu_ = std::move(net::Accept(listener.get())).value();
+    if (!qemu_.valid()) usleep(10000);
+  }
+  ASSERT_TRUE(qemu_.valid());
+  Bytes more;
+  wire::AppendData(&more, 0, 0, AsBytes("late"));
+  wire::AppendChannelEof(&more, 0, 0);
+  ASSERT_TRUE(sender_.Send(more).ok());
+  EXPECT_EQ(DestinationBytesUntilClose(), "early " + std::string(4096, 'p') + "late");
+  ExpectLoadedAndSessionOk();
+  unlink(later.c_str());
+}
+
+// ... and one that never appears fails alone, after the wait, with the reason.
+TEST_F(DestWaitTest, DestinationThatNeverAppearsFailsAfterTheWait) {
+  Bytes f;
+  wire::AppendVmOpen(&f, 0, R"({"name":"t3"})");
+  ASSERT_TRUE(sender_.Send(f).ok());
+  EXPECT_EQ(sender_.WaitFor(wire::FrameType::kVmEvent), R"({"event":"ready"})");
+  std::string ev = sender_.WaitFor(wire::FrameType::kVmEvent);
+  for (int i = 0; i < 5 && ev.find("failed") == std::string::npos; ++i)
+    ev = sender_.WaitFor(wire::FrameType::kVmEvent);
+  EXPECT_NE(ev.find("destination QEMU: connect to unix:" + dest_dir_ + "/t3.sock"),
+            std::string::npos)
+      << ev;
+  EXPECT_NE(ev.find("(still, after waiting 3 s: --dest-wait)"), std::string::npos) << ev;
+  Bytes bye;
+  wire::AppendGoodbye(&bye);
+  ASSERT_TRUE(sender_.Send(bye).ok());
+  EXPECT_EQ(ReceiverError(), "<ok>");  // the VM failed alone; the session ended cleanly
+}
+
 TEST_F(ReceiverTest, FrameForUnopenedVmEndsTheSession) {
   Bytes f;
   wire::AppendData(&f, 3, 0, AsBytes("x"));
