@@ -33,6 +33,9 @@ const char kMigrateHelp[] =
     "                       [--zstd-level N] [--delta auto|on|off] [--dest-window PAGES]\n"
     "                       [--threads N] [--page-ram MIB] [--spill-dir DIR]\n"
     "                       [--cache DIR [--cache-size MIB]] [--quiet]\n"
+    "       gangmig migrate --libvirt --dest-uri URI [--source-uri URI]\n"
+    "                       [--socket-dir DIR] [--libvirt-flag FLAG ...]\n"
+    "                       --to HOST:PORT --key-file FILE --vm name=DOMAIN ...\n"
     "       gangmig migrate --direct --vm SPEC,dest=tcp:H:P[,dest-qmp=PATH] ...\n"
     "                       [--report FILE.json]\n\n"
     "Migrates every VM at once. Each source QEMU is told (over its QMP socket) to migrate\n"
@@ -47,6 +50,38 @@ const char kMigrateHelp[] =
     "                                 destination QEMU (receive --dest-dir/--dest-map)\n"
     "                       qmp       the source VM's QMP unix socket (a monitor gangmig\n"
     "                                 may use alone: QMP serves one client at a time)\n"
+    "  --libvirt          the VMs are libvirt domains (name= is the domain; no qmp=):\n"
+    "                     libvirt keeps its monitor; gangmig runs `virsh -c SOURCE-URI\n"
+    "                     migrate --live --p2p [FLAG...] DOMAIN DEST-URI --migrateuri\n"
+    "                     unix://DIR/DOMAIN.sock` for each, takes each stream on that\n"
+    "                     socket, and libvirt rolls back what fails. The destination\n"
+    "                     host's receiver must map DOMAIN to the same path there:\n"
+    "                     receive --dest-dir DIR --dest-wait 60 (libvirt creates the\n"
+    "                     destination QEMU only once the migration starts). DIR must be\n"
+    "                     reachable by the QEMU user (root:libvirt-qemu 0770 on Debian)\n"
+    "  --source-uri URI   this host's libvirt (default qemu:///system)\n"
+    "  --dest-uri URI     the destination's libvirt, as the source libvirt reaches it\n"
+    "                     (--p2p), e.g. qemu+ssh://dest/system\n"
+    "  --socket-dir DIR   where the streams' sockets go (default /run/gangmig)\n"
+    "  --libvirt-flag F   one more `virsh migrate` flag, e.g. --persistent,\n"
+    "                     --undefinesource, --auto-converge; --tunnelled and\n"
+    "                     --copy-storage-* are refused (no socket to take / not relayed)\n"
+    "  --libvirt          the VMs are libvirt domains (name= is the domain; no qmp=):\n"
+    "                     libvirt keeps its monitor; gangmig runs `virsh -c SOURCE-URI\n"
+    "                     migrate --live --p2p [FLAG...] DOMAIN DEST-URI --migrateuri\n"
+    "                     unix://DIR/DOMAIN.sock` for each, takes each stream on that\n"
+    "                     socket, and libvirt rolls back what fails. The destination\n"
+    "                     host's receiver must map DOMAIN to the same path there:\n"
+    "                     receive --dest-dir DIR --dest-wait 60 (libvirt creates the\n"
+    "                     destination QEMU only once the migration starts). DIR must be\n"
+    "                     reachable by the QEMU user (root:libvirt-qemu 0770 on Debian)\n"
+    "  --source-uri URI   this host's libvirt (default qemu:///system)\n"
+    "  --dest-uri URI     the destination's libvirt, as the source libvirt reaches it\n"
+    "                     (--p2p), e.g. qemu+ssh://dest/system\n"
+    "  --socket-dir DIR   where the streams' sockets go (default /run/gangmig)\n"
+    "  --libvirt-flag F   one more `virsh migrate` flag, e.g. --persistent,\n"
+    "                     --undefinesource, --auto-converge; --tunnelled and\n"
+    "                     --copy-storage-* are refused (no socket to take / not relayed)\n"
     "  --direct           baseline: plain QEMU migration of each VM straight to its\n"
     "                     destination, same report; no receiver needed. SPEC then adds\n"
     "                     dest=tcp:HOST:PORT (-incoming) and optionally dest-qmp=PATH\n"
@@ -278,7 +313,9 @@ Status CheckSpillDir(const std::string& dir) {
 }
 
 int RunMigrate(const Args& args) {
-  Flags f = ParseFlags(args, {"--direct", "--quiet"});
+  Flags f = ParseFlags(args, {"--direct", "--quiet", "--libvirt"});
+  migrate::LibvirtTarget libvirt;
+  libvirt.source_uri = "qemu:///system";
   if (!f.error.empty()) return Usage(kMigrateHelp, f.error);
   migrate::SenderOptions opt;
   EncodingChoice enc{.compression = opt.compression, .features = opt.features};
@@ -304,6 +341,25 @@ int RunMigrate(const Args& args) {
       opt.page_ram = *n ? uint64_t(*n) << 20 : UINT64_MAX;
     } else if (k == "--spill-dir") {
       opt.spill_dir = v;
+    } else if (k == "--source-uri") {
+      libvirt.source_uri = v;
+    } else if (k == "--dest-uri") {
+      libvirt.dest_uri = v;
+    } else if (k == "--socket-dir") {
+      opt.socket_dir = v;
+    } else if (k == "--libvirt-flag") {
+      // What gangmig cannot serve is refused before anything starts.
+      if (v == "--tunnelled")
+        return Usage(kMigrateHelp, "--libvirt-flag --tunnelled: a tunnelled migration goes "
+                                   "through libvirt's own connection, with no socket for "
+                                   "gangmig to take");
+      if (v.rfind("--copy-storage", 0) == 0)
+        return Usage(kMigrateHelp, "--libvirt-flag " + v + ": disk copy needs its own NBD "
+                                   "connection (--disks-uri), which gangmig does not relay yet");
+      if (v.rfind("--", 0) != 0 || v == "--migrateuri" || v == "--live" || v == "--p2p")
+        return Usage(kMigrateHelp, "--libvirt-flag " + v + ": not a flag gangmig may pass on "
+                                   "(gangmig sets --live --p2p and --migrateuri itself)");
+      libvirt.extra_args.push_back(v);
     } else if (k == "--cache") {
       opt.cache_dir = v;
     } else if (k == "--cache-size") {
@@ -334,7 +390,14 @@ int RunMigrate(const Args& args) {
   opt.compression = enc.compression;
   opt.features = enc.features;
   opt.required_features = enc.required_features;
-  Status valid = migrate::ValidateVmSpecs(opt.vms, direct);
+  bool use_libvirt = Has(f, "--libvirt");
+  if (use_libvirt) {
+    if (direct) return Usage(kMigrateHelp, "--libvirt and --direct do not go together");
+    if (libvirt.dest_uri.empty())
+      return Usage(kMigrateHelp, "--libvirt needs --dest-uri URI (the destination's libvirt)");
+    opt.libvirt = libvirt;
+  }
+  Status valid = migrate::ValidateVmSpecs(opt.vms, direct, use_libvirt);
   if (!valid.ok()) return Usage(kMigrateHelp, valid.message());
   if (opt.timeout_s <= 0) return Usage(kMigrateHelp, "--timeout must be a positive number");
   if (!direct && opt.page_ram != UINT64_MAX) {

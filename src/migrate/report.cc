@@ -12,11 +12,13 @@ double VmReport::end_to_end_s() const {
 }
 
 double VmReport::downtime_ms() const {
+  if (manager_downtime_ms >= 0) return manager_downtime_ms;  // it saw the STOP we did not
   if (stop_us == 0 || end_us == 0 || end_us < stop_us) return -1;
   return double(end_us - stop_us) / 1e3;
 }
 
 std::string VmReport::downtime_end() const {
+  if (manager_downtime_ms >= 0) return "libvirt";
   if (dest_resume_us != 0) return "resume";
   if (dest_loaded_us != 0) return "loaded";
   return "";

@@ -49,10 +49,11 @@ struct VmReport {
   uint64_t passthrough_bytes = 0;     // bytes forwarded without parsing after a fallback
   std::string passthrough_reason;     // why this VM's stream fell back to pass-through
   std::string source_final_state;     // run state of the source VM when gangmig finished
+  double manager_downtime_ms = -1;    // the VM manager's own figure (libvirt job info), if any
 
   double end_to_end_s() const;
   double downtime_ms() const;        // -1 when unknown
-  std::string downtime_end() const;  // "resume" or "loaded" or ""
+  std::string downtime_end() const;  // "resume", "loaded", "libvirt" or ""
 };
 
 inline VmReport MakeVmReport(const std::string& name) {

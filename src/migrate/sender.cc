@@ -34,6 +34,7 @@
 #include "base/ordered_work.h"
 #include "core/source_core.h"
 #include "encode/frame_compressor.h"
+#include "migrate/dest_map.h"
 #include "migrate/progress.h"
 #include "migrate/seal_pipeline.h"
 #include "migrate/stream_tee.h"
@@ -269,10 +270,20 @@ Status Sender::PrepareVms() {
     auto vm = std::make_unique<Vm>();
     vm->spec = opt_.vms[i];
     vm->rep = &report_->vms[i];
-    vm->control = std::make_unique<QmpSourceControl>(vm->spec.qmp);
+    if (opt_.libvirt) {
+      vm->control = std::make_unique<LibvirtSourceControl>(vm->spec.name, *opt_.libvirt);
+    } else {
+      vm->control = std::make_unique<QmpSourceControl>(vm->spec.qmp);
+    }
     Status prepared = vm->control->Prepare();
     if (!prepared.ok()) return prepared.WithContext("vm " + vm->spec.name);
-    vm->listen_path = workdir_ + "/vm" + std::to_string(i) + ".sock";
+    if (opt_.libvirt) {
+      // The same path on both hosts: libvirt's destination QEMU listens there.
+      vm->listen_path = opt_.socket_dir + "/" + vm->spec.name + ".sock";
+      if (NotASocket(vm->listen_path).empty()) unlink(vm->listen_path.c_str());  // stale
+    } else {
+      vm->listen_path = workdir_ + "/vm" + std::to_string(i) + ".sock";
+    }
     auto l = net::Listen(net::Address{net::Address::Kind::kUnix, vm->listen_path, "", 0});
     if (!l.ok()) return l.status().WithContext("vm " + vm->spec.name);
     vm->listener = std::move(l).value();
@@ -616,6 +627,8 @@ void Sender::CheckSources() {
     if (s.migration_status == "completed" && !vm.source_done) {
       vm.source_done = true;
       vm.rep->phase = "finishing";
+      if (s.migration.contains("downtime") && s.migration["downtime"].is_number())
+        vm.rep->manager_downtime_ms = s.migration["downtime"].get<double>();
     }
     bool closed = !vm.channels.empty();
     for (auto& c : vm.channels) closed = closed && c.read_closed;
@@ -696,10 +709,10 @@ void Sender::Finish() {
       (void)SendNow();
     }
   }
-  if (own_workdir_) {
+  if (own_workdir_ || opt_.libvirt) {
     for (auto& vm : vms_) unlink(vm->listen_path.c_str());
-    rmdir(workdir_.c_str());
   }
+  if (own_workdir_) rmdir(workdir_.c_str());
 }
 
 // The fastest the link has taken data, over windows of 200 ms: what the compressor must

@@ -4,6 +4,7 @@
 // any failure makes sure every source VM keeps running.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,7 @@
 #include "base/status.h"
 #include "encode/frame_compressor.h"
 #include "migrate/report.h"
+#include "migrate/source_control.h"
 #include "wire/wire_format.h"
 
 namespace gangmig::migrate {
@@ -32,6 +34,12 @@ struct SenderOptions {
   // pages it still holds need not cross again. Empty: none.
   std::string cache_dir;
   uint64_t cache_size = uint64_t{8} << 30;
+  // libvirt domains (migrate --libvirt): VM names are domain names, libvirt starts and
+  // rolls back each migration, and each stream comes to socket_dir/NAME.sock -- a path
+  // that must mean the same on the destination host, where its receiver maps NAME to
+  // it (receive --dest-dir socket_dir --dest-wait SEC).
+  std::optional<LibvirtTarget> libvirt;
+  std::string socket_dir = "/run/gangmig";
   bool progress = true;
   encode::CompressionOptions compression;    // of record bodies (when the receiver agrees)
   int threads = -1;  // compressing record bodies side by side (-1: one per CPU, at most 8)

@@ -8,7 +8,10 @@
 // the data thread uses; RollBack runs on a thread of its own.
 #pragma once
 
+#include <atomic>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -56,5 +59,45 @@ class QmpSourceControl : public SourceControl {
   std::string was_status_;  // run state before the migration
   std::unique_ptr<VmMonitor> monitor_;
 };
+
+// A libvirt domain: libvirt owns its monitor, so gangmig asks libvirt to migrate it
+// (`virsh migrate --live --p2p` with gangmig's socket as the migration URI, which the
+// destination libvirt also listens on, on its host) and lets libvirt roll it back.
+struct LibvirtTarget {
+  std::string source_uri;  // e.g. qemu:///system
+  std::string dest_uri;    // e.g. qemu+ssh://dest/system (libvirt connects to it: --p2p)
+  std::vector<std::string> extra_args;  // more `virsh migrate` flags (--persistent, ...)
+};
+
+class LibvirtSourceControl : public SourceControl {
+ public:
+  LibvirtSourceControl(std::string domain, LibvirtTarget target)
+      : domain_(std::move(domain)), target_(std::move(target)) {}
+  ~LibvirtSourceControl() override;
+  Status Prepare() override;
+  Status Start(const std::string& path) override;
+  VmSnapshot Snapshot() const override;
+  int64_t StopUs() const override { return 0; }  // the stream's RAM END tells instead
+  RollbackOutcome RollBack(std::vector<net::Fd> fds) override;
+
+ private:
+  void Watch(pid_t pid, int out_fd);
+
+  std::string domain_;
+  LibvirtTarget target_;
+  std::string was_state_;
+  mutable std::mutex mu_;
+  VmSnapshot snap_;
+  std::thread watcher_;
+  std::atomic<bool> exited_{false};
+};
+
+// Runs `argv` (virsh), waits at most timeout_ms; its exit status and what it printed
+// (stdout and stderr together). Errors: it could not be started, or timed out.
+struct CommandResult {
+  int exit_status = -1;
+  std::string output;
+};
+Result<CommandResult> RunCommand(const std::vector<std::string>& argv, int timeout_ms);
 
 }  // namespace gangmig::migrate

@@ -28,20 +28,26 @@ Result<VmSpec> ParseVmSpec(const std::string& text) {
       return Status::Error("--vm '" + text + "': unknown key '" + key +
                            "' (expected name, qmp, dest, dest-qmp)");
   }
-  if (spec.name.empty() || spec.qmp.empty())
-    return Status::Error("--vm '" + text + "': name= and qmp= are required");
+  if (spec.name.empty()) return Status::Error("--vm '" + text + "': name= is required");
   if (!wire::ValidVmName(spec.name))
     return Status::Error("--vm '" + text + "': name '" + spec.name +
                          "' must be 1-64 characters of A-Z a-z 0-9 . _ -");
   return spec;
 }
 
-Status ValidateVmSpecs(const std::vector<VmSpec>& vms, bool direct) {
+Status ValidateVmSpecs(const std::vector<VmSpec>& vms, bool direct, bool libvirt) {
   if (vms.empty()) return Status::Error("no VM given: pass at least one --vm");
   std::set<std::string> names;
   for (const VmSpec& v : vms) {
     if (!names.insert(v.name).second)
       return Status::Error("VM name '" + v.name + "' is given twice");
+    if (libvirt && !v.qmp.empty())
+      return Status::Error("vm " + v.name +
+                           ": qmp= is not for --libvirt (libvirt owns the monitor; name= is "
+                           "the domain)");
+    if (!libvirt && v.qmp.empty())
+      return Status::Error("vm " + v.name + ": qmp= is required (or --libvirt for a libvirt "
+                           "domain)");
     if (direct && v.dest.rfind("tcp:", 0) != 0)
       return Status::Error("vm " + v.name + ": --direct needs dest=tcp:HOST:PORT (got '" + v.dest +
                            "')");
