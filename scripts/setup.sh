@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential cmake ninja-build pkg-config libssl-dev nlohmann-json3-dev
           libgtest-dev libgmock-dev libbenchmark-dev libxxhash-dev libzstd-dev libipsec-mb-dev qemu-system-x86 qemu-utils
-          busybox-static cpio gzip iproute2 python3 xz-utils ca-certificates)
+          busybox-static cpio gzip iproute2 python3 xz-utils ca-certificates
+          libvirt-daemon-system libvirt-clients)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
