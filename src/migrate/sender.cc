@@ -627,8 +627,8 @@ void Sender::CheckSources() {
     if (s.migration_status == "completed" && !vm.source_done) {
       vm.source_done = true;
       vm.rep->phase = "finishing";
-      if (s.migration.contains("downtime") && s.migration["downtime"].is_number())
-        vm.rep->manager_downtime_ms = s.migration["downtime"].get<double>();
+      // libvirt's own figure; never QEMU's query-migrate "downtime", an estimate.
+      vm.rep->manager_downtime_ms = s.manager_downtime_ms;
     }
     bool closed = !vm.channels.empty();
     for (auto& c : vm.channels) closed = closed && c.read_closed;

@@ -229,7 +229,7 @@ void LibvirtSourceControl::Watch(pid_t pid, int out_fd) {
                            timeouts::kQmpMs);
     if (info.ok() && info->exit_status == 0) {
       std::string d = Field(info->output, "Total downtime");
-      if (!d.empty()) s.migration["downtime"] = std::atof(d.c_str());
+      if (!d.empty()) s.manager_downtime_ms = std::atof(d.c_str());
     }
     auto state = RunCommand({"virsh", "-q", "-c", target_.source_uri, "domstate", domain_},
                             timeouts::kQmpMs);

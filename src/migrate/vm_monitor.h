@@ -29,6 +29,7 @@ struct VmSnapshot {
   int64_t resume_us = 0;         // timestamp of the last RESUME event seen
   int64_t completed_us = 0;      // MIGRATION event with status "completed" (needs the
                                  // "events" capability, see EnableMigrationEvents)
+  double manager_downtime_ms = -1;  // the VM manager's own downtime (libvirt), when known
   bool qmp_lost = false;         // the QMP connection broke (QEMU died?)
   std::string qmp_error;
   uint64_t polls = 0;  // completed query rounds (lets callers wait for a fresh one)
