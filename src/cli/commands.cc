@@ -66,22 +66,6 @@ const char kMigrateHelp[] =
     "  --libvirt-flag F   one more `virsh migrate` flag, e.g. --persistent,\n"
     "                     --undefinesource, --auto-converge; --tunnelled and\n"
     "                     --copy-storage-* are refused (no socket to take / not relayed)\n"
-    "  --libvirt          the VMs are libvirt domains (name= is the domain; no qmp=):\n"
-    "                     libvirt keeps its monitor; gangmig runs `virsh -c SOURCE-URI\n"
-    "                     migrate --live --p2p [FLAG...] DOMAIN DEST-URI --migrateuri\n"
-    "                     unix://DIR/DOMAIN.sock` for each, takes each stream on that\n"
-    "                     socket, and libvirt rolls back what fails. The destination\n"
-    "                     host's receiver must map DOMAIN to the same path there:\n"
-    "                     receive --dest-dir DIR --dest-wait 60 (libvirt creates the\n"
-    "                     destination QEMU only once the migration starts). DIR must be\n"
-    "                     reachable by the QEMU user (root:libvirt-qemu 0770 on Debian)\n"
-    "  --source-uri URI   this host's libvirt (default qemu:///system)\n"
-    "  --dest-uri URI     the destination's libvirt, as the source libvirt reaches it\n"
-    "                     (--p2p), e.g. qemu+ssh://dest/system\n"
-    "  --socket-dir DIR   where the streams' sockets go (default /run/gangmig)\n"
-    "  --libvirt-flag F   one more `virsh migrate` flag, e.g. --persistent,\n"
-    "                     --undefinesource, --auto-converge; --tunnelled and\n"
-    "                     --copy-storage-* are refused (no socket to take / not relayed)\n"
     "  --direct           baseline: plain QEMU migration of each VM straight to its\n"
     "                     destination, same report; no receiver needed. SPEC then adds\n"
     "                     dest=tcp:HOST:PORT (-incoming) and optionally dest-qmp=PATH\n"
@@ -501,9 +485,8 @@ int RunReceive(const Args& args) {
     if (fd < 0) return Usage(kReceiveHelp, "--seed-from " + path + ": " + strerror(errno));
     close(fd);
   }
-  if (opt.spill_dir.empty()) opt.spill_dir = opt.cache_dir.empty() ? "/var/tmp" : opt.cache_dir;
-  if (opt.page_ram != UINT64_MAX && opt.cache_dir != opt.spill_dir) {
-    Status spill = CheckSpillDir(opt.spill_dir);  // the cache directory is made and checked later
+  if (opt.page_ram != UINT64_MAX && migrate::SpillDir(opt) != opt.cache_dir) {
+    Status spill = CheckSpillDir(migrate::SpillDir(opt));  // the cache dir is made and checked later
     if (!spill.ok()) return Usage(kReceiveHelp, spill.message());
   }
   opt.key = *key;

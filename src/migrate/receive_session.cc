@@ -124,10 +124,7 @@ uint64_t MaxStore(const ReceiverOptions& o) {
 
 // Where a session's pages go once page_ram of them are in RAM.
 index::PageStore::Options StoreOptions(const ReceiverOptions& o) {
-  return {.resident_bytes = o.page_ram,
-          .spill_dir = !o.spill_dir.empty() ? o.spill_dir
-                       : !o.cache_dir.empty() ? o.cache_dir
-                                              : std::string("/var/tmp")};
+  return {.resident_bytes = o.page_ram, .spill_dir = SpillDir(o)};
 }
 
 // True when `body` holds exactly one frame, a ZFRAMES frame, returned in *f.

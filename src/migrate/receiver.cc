@@ -169,6 +169,11 @@ Result<DestMap> LoadDestMap(const ReceiverOptions& options) {
   return map;
 }
 
+std::string SpillDir(const ReceiverOptions& o) {
+  if (!o.spill_dir.empty()) return o.spill_dir;
+  return o.cache_dir.empty() ? "/var/tmp" : o.cache_dir;
+}
+
 Status RunReceiver(const ReceiverOptions& options) {
   auto dests = LoadDestMap(options);  // a broken map is refused before anyone connects
   if (!dests.ok()) return dests.status();

@@ -61,6 +61,9 @@ struct ReceiverOptions {
 inline constexpr size_t kMaxPendingHandshakes = 64;
 inline constexpr size_t kMaxPendingPerAddress = 8;
 
+// Where `options` puts the spill file: spill_dir, else the cache directory, else /var/tmp.
+std::string SpillDir(const ReceiverOptions& options);
+
 // The receiver host's destination map of `options` (the map file read now).
 Result<DestMap> LoadDestMap(const ReceiverOptions& options);
 
