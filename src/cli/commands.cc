@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -18,10 +19,13 @@
 #include "base/ordered_work.h"
 #include "cli/flags.h"
 #include "migrate/direct.h"
+#include "net/socket.h"
+#include "migrate/proxy.h"
 #include "migrate/receiver.h"
 #include "migrate/report.h"
 #include "migrate/sender.h"
 #include "migrate/vm_spec.h"
+#include "wire/control.h"
 #include "wire/handshake.h"
 
 namespace gangmig::cli {
@@ -116,6 +120,44 @@ const char kMigrateHelp[] =
     "On failure every source VM that was not migrated keeps running (the migration is\n"
     "cancelled, and a source QEMU that had already stopped is resumed with `cont`); the\n"
     "exit status is 1 and the message names each VM and what failed.\n";
+
+const char kProxyHelp[] =
+    "usage: gangmig proxy --peer NAME=HOST:PORT [--peer ...] --key-file FILE\n"
+    "                     [--discover URI|none] [--vm NAME ...] [--socket-dir DIR]\n"
+    "                     [--socket-group GROUP] [--linger SEC] [--report-dir DIR]\n"
+    "                     [session options of migrate: --compress, --delta, --threads,\n"
+    "                      --verify-copies, --page-ram, --spill-dir, --max-buffer,\n"
+    "                      --dest-window, --timeout]\n\n"
+    "A daemon on a source host for orchestrators that drive libvirt themselves (Nova,\n"
+    "KubeVirt, scripts): it never touches QMP or starts a migration. For each peer it\n"
+    "keeps DIR/NAME/ with a listening socket DOMAIN.sock per domain running here. A\n"
+    "migration started as\n\n"
+    "  virsh migrate --live --p2p DOMAIN qemu+ssh://PEERHOST/system \\\n"
+    "        --migrateuri unix:///run/gangmig/NAME/DOMAIN.sock\n\n"
+    "makes the source QEMU connect to that socket here, and libvirt's destination QEMU\n"
+    "listen on the same path on the peer, where `gangmig receive --dest-dir\n"
+    "/run/gangmig/NAME --dest-wait 60` connects each stream. Every stream that connects\n"
+    "while a session to that peer is open, or within --linger seconds after its last VM\n"
+    "finished, joins that session (one connection, one dedup index); later ones open a\n"
+    "new session. A stream that fails is closed, and libvirt keeps its domain running on\n"
+    "this host. Each VM's outcome is logged; --report-dir keeps one JSON report per\n"
+    "session.\n\n"
+    "  --peer NAME=HOST:PORT  a destination host (NAME: the directory's name, letters,\n"
+    "                     digits and ._-) and its receiver's address\n"
+    "  --key-file FILE    shared key, the same file as the receivers' (gangmig keygen)\n"
+    "  --discover URI     serve every running domain of this libvirt, re-read every\n"
+    "                     --discover-every SEC (default 2); default qemu:///system\n"
+    "                     unless --vm names are given; `none`: only the --vm names\n"
+    "  --vm NAME          a name always served (a socket exists before its domain does)\n"
+    "  --socket-dir DIR   default /run/gangmig (the same path on every host)\n"
+    "  --socket-group G   group of the directories (0770) and sockets (0660), so QEMU\n"
+    "                     running as libvirt's QEMU user can connect (default\n"
+    "                     libvirt-qemu when that group exists, else root only)\n"
+    "  --linger SEC       how long a session waits for more streams after its last VM\n"
+    "                     finished (default 3)\n"
+    "  --report-dir DIR   write each session's report there as PEER-TIME-N.json\n\n"
+    "Runs until SIGTERM/SIGINT; sessions under way are then failed (their sources keep\n"
+    "their VMs). Exit status 2 on bad usage, 1 if the sockets cannot be made.\n";
 
 const char kReceiveHelp[] =
     "usage: gangmig receive --listen HOST:PORT --key-file FILE\n"
@@ -283,6 +325,40 @@ bool WriteReport(const std::string& path, const migrate::Report& report) {
   return true;
 }
 
+// The flags migrate and proxy share (a gang session's settings). True if `k` is one of
+// them; an error names the flag and what is allowed.
+Result<bool> ApplySessionFlag(const std::string& k, const std::string& v,
+                              migrate::SenderOptions* opt, EncodingChoice* enc) {
+  if (k == "--timeout" || k == "--max-buffer" || k == "--verify-copies") {
+    auto n = k == "--timeout"      ? ParseNumber(k, v, 1, 7 * 24 * 3600)
+             : k == "--max-buffer" ? ParseNumber(k, v, 1, 1024)
+                                   : ParseNumber(k, v, 0, 1 << 24);
+    if (!n.ok()) return n.status();
+    if (k == "--timeout") opt->timeout_s = int(*n);
+    if (k == "--max-buffer") opt->max_buffer = size_t(*n) << 20;
+    if (k == "--verify-copies") opt->verify_copies = uint64_t(*n) << 20;
+  } else if (k == "--page-ram") {
+    auto n = ParseNumber(k, v, 0, 1 << 24);
+    if (!n.ok()) return n.status();
+    opt->page_ram = *n ? uint64_t(*n) << 20 : UINT64_MAX;
+  } else if (k == "--spill-dir") {
+    opt->spill_dir = v;
+  } else if (k == "--compress" || k == "--zstd-level" || k == "--delta") {
+    GANGMIG_RETURN_IF_ERROR(ApplyEncodingFlag(k, v, enc));
+  } else if (k == "--dest-window") {
+    auto n = ParseNumber(k, v, 0, 1 << 24);
+    if (!n.ok()) return n.status();
+    opt->dest_window_pages = uint64_t(*n);
+  } else if (k == "--threads") {
+    auto n = ParseNumber(k, v, 0, OrderedWork::kMaxThreads);
+    if (!n.ok()) return n.status();
+    opt->threads = int(*n);
+  } else {
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 // A spill directory must exist and be writable before anything starts: finding out
@@ -311,21 +387,11 @@ int RunMigrate(const Args& args) {
       key_file = v;
     else if (k == "--report")
       report_path = v;
-    else if (k == "--timeout" || k == "--max-buffer" || k == "--verify-copies") {
-      auto n = k == "--timeout"      ? ParseNumber(k, v, 1, 7 * 24 * 3600)
-               : k == "--max-buffer" ? ParseNumber(k, v, 1, 1024)
-                                     : ParseNumber(k, v, 0, 1 << 24);
-      if (!n.ok()) return Usage(kMigrateHelp, n.status().message());
-      if (k == "--timeout") opt.timeout_s = int(*n);
-      if (k == "--max-buffer") opt.max_buffer = size_t(*n) << 20;
-      if (k == "--verify-copies") opt.verify_copies = uint64_t(*n) << 20;
-    } else if (k == "--page-ram") {
-      auto n = ParseNumber(k, v, 0, 1 << 24);
-      if (!n.ok()) return Usage(kMigrateHelp, n.status().message());
-      opt.page_ram = *n ? uint64_t(*n) << 20 : UINT64_MAX;
-    } else if (k == "--spill-dir") {
-      opt.spill_dir = v;
-    } else if (k == "--source-uri") {
+    else if (auto used = ApplySessionFlag(k, v, &opt, &enc); !used.ok())
+      return Usage(kMigrateHelp, used.status().message());
+    else if (*used)
+      continue;
+    else if (k == "--source-uri") {
       libvirt.source_uri = v;
     } else if (k == "--dest-uri") {
       libvirt.dest_uri = v;
@@ -350,17 +416,6 @@ int RunMigrate(const Args& args) {
       auto n = ParseNumber(k, v, 64, 64 << 20);  // MiB
       if (!n.ok()) return Usage(kMigrateHelp, n.status().message());
       opt.cache_size = uint64_t(*n) << 20;
-    } else if (k == "--compress" || k == "--zstd-level" || k == "--delta") {
-      Status st = ApplyEncodingFlag(k, v, &enc);
-      if (!st.ok()) return Usage(kMigrateHelp, st.message());
-    } else if (k == "--dest-window") {
-      auto n = ParseNumber(k, v, 0, 1 << 24);
-      if (!n.ok()) return Usage(kMigrateHelp, n.status().message());
-      opt.dest_window_pages = uint64_t(*n);
-    } else if (k == "--threads") {
-      auto n = ParseNumber(k, v, 0, OrderedWork::kMaxThreads);
-      if (!n.ok()) return Usage(kMigrateHelp, n.status().message());
-      opt.threads = int(*n);
     } else if (k == "--vm") {
       auto spec = migrate::ParseVmSpec(v);
       if (!spec.ok()) return Usage(kMigrateHelp, spec.status().message());
@@ -407,6 +462,81 @@ int RunMigrate(const Args& args) {
     return 1;
   }
   return wrote ? 0 : 1;
+}
+
+int RunProxy(const Args& args) {
+  Flags f = ParseFlags(args, {});
+  if (!f.error.empty()) return Usage(kProxyHelp, f.error);
+  migrate::ProxyOptions opt;
+  EncodingChoice enc{.compression = opt.session.compression, .features = opt.session.features};
+  std::string key_file, discover;
+  bool discover_given = false, group_given = false;
+  for (const auto& [k, v] : f.values) {
+    if (auto used = ApplySessionFlag(k, v, &opt.session, &enc); !used.ok()) {
+      return Usage(kProxyHelp, used.status().message());
+    } else if (*used) {
+      continue;
+    } else if (k == "--peer") {
+      size_t eq = v.find('=');
+      migrate::ProxyPeer p;
+      if (eq != std::string::npos) p = {v.substr(0, eq), v.substr(eq + 1)};
+      if (eq == std::string::npos || !wire::ValidVmName(p.name) || !net::ParseAddress(p.receiver).ok())
+        return Usage(kProxyHelp, "--peer '" + v + "': expected NAME=HOST:PORT (NAME: letters, "
+                                 "digits, ._-)");
+      for (const auto& q : opt.peers)
+        if (q.name == p.name) return Usage(kProxyHelp, "--peer " + p.name + " is given twice");
+      opt.peers.push_back(p);
+    } else if (k == "--key-file") {
+      key_file = v;
+    } else if (k == "--discover") {
+      discover = v, discover_given = true;
+    } else if (k == "--discover-every") {
+      auto n = ParseNumber(k, v, 1, 3600);
+      if (!n.ok()) return Usage(kProxyHelp, n.status().message());
+      opt.discover_ms = int(*n) * 1000;
+    } else if (k == "--vm") {
+      if (!wire::ValidVmName(v))
+        return Usage(kProxyHelp, "--vm '" + v + "': a name is letters, digits and ._- (at most 64)");
+      opt.names.push_back(v);
+    } else if (k == "--socket-dir") {
+      opt.socket_dir = v;
+    } else if (k == "--socket-group") {
+      opt.socket_group = v, group_given = true;
+    } else if (k == "--linger") {
+      auto n = ParseNumber(k, v, 0, 3600);
+      if (!n.ok()) return Usage(kProxyHelp, n.status().message());
+      opt.session.linger_ms = int(*n) * 1000;
+    } else if (k == "--report-dir") {
+      opt.report_dir = v;
+    } else {
+      return Usage(kProxyHelp, "unknown option '" + k + "'");
+    }
+  }
+  if (opt.peers.empty()) return Usage(kProxyHelp, "at least one --peer NAME=HOST:PORT is required");
+  if (key_file.empty()) return Usage(kProxyHelp, "--key-file FILE is required");
+  if (!discover_given) discover = opt.names.empty() ? "qemu:///system" : "none";
+  opt.discover_uri = discover == "none" ? "" : discover;
+  if (opt.discover_uri.empty() && opt.names.empty())
+    return Usage(kProxyHelp, "--discover none needs --vm NAME (nothing to serve otherwise)");
+  if (!group_given && getgrnam("libvirt-qemu")) opt.socket_group = "libvirt-qemu";
+  opt.session.compression = enc.compression;
+  opt.session.features = enc.features;
+  opt.session.required_features = enc.required_features;
+  if (opt.session.page_ram != UINT64_MAX) {
+    Status spill = CheckSpillDir(opt.session.spill_dir);
+    if (!spill.ok()) return Usage(kProxyHelp, spill.message());
+  }
+  if (!opt.report_dir.empty() && access(opt.report_dir.c_str(), W_OK | X_OK) != 0)
+    return Usage(kProxyHelp, "--report-dir " + opt.report_dir + ": " + strerror(errno));
+  auto key = ReadKeyFile(key_file);
+  if (!key.ok()) return Usage(kProxyHelp, key.status().message());
+  opt.session.key = *key;
+  Status st = migrate::RunProxy(opt);
+  if (!st.ok()) {
+    fprintf(stderr, "gangmig proxy: FAILED: %s\n", st.message().c_str());
+    return 1;
+  }
+  return 0;
 }
 
 int RunReceive(const Args& args) {

@@ -21,6 +21,7 @@ extern const char kDemoHelp[];
 extern const char kKeygenHelp[];
 extern const char kBenchHelp[];
 extern const char kCacheHelp[];
+extern const char kProxyHelp[];
 
 int RunMigrate(const Args& args);
 int RunReceive(const Args& args);
@@ -28,5 +29,6 @@ int RunDemo(const Args& args);
 int RunKeygen(const Args& args);
 int RunBench(const Args& args);
 int RunCache(const Args& args);
+int RunProxy(const Args& args);
 
 }  // namespace gangmig::cli

@@ -17,6 +17,8 @@ const Command kCommands[] = {
      kMigrateHelp, RunMigrate},
     {"receive", "run the destination end that rebuilds and feeds each VM's stream", kReceiveHelp,
      RunReceive},
+    {"proxy", "source-host daemon: streams of migrations libvirt runs join gang sessions",
+     kProxyHelp, RunProxy},
     {"demo", "on this machine: start VMs, gang-migrate, check RAM, compare with direct", kDemoHelp,
      RunDemo},
     {"bench", "run the benchmark scenarios (gang vs plain QEMU) and write results/", kBenchHelp,

@@ -109,6 +109,9 @@ struct Vm {
   std::deque<std::pair<uint64_t, uint64_t>> read_marks;
   uint64_t pages_acked = 0;  // pages the destination has been given
   uint64_t pages_read = 0;   // pages (with zero pages) parsed from the source so far
+  // gangmig proxy: the stream connected by itself (StreamSourceControl); when.
+  bool joined = false;
+  int64_t joined_mono_us = 0;
 };
 
 class Sender {
@@ -130,6 +133,9 @@ class Sender {
   Status OnFrame(const wire::Frame& f);
   Status OnVmEvent(Vm& vm, const wire::VmEventMessage& ev);
   void AcceptChannels(Vm& vm, uint16_t id);
+  void TakeJoins();
+  void Join(JoinedStream j);
+  bool LingerOver();
   void ReadChannel(Vm& vm, uint16_t id, uint8_t ch);
   void WriteChannel(Vm& vm, uint8_t ch);
   void CheckSources();
@@ -172,6 +178,7 @@ class Sender {
   std::string link_error_;
   int64_t last_recv_us_ = MonotonicMicros();    // the receiver's bytes last arrived
   int64_t last_frames_us_ = MonotonicMicros();  // we last had frames to send
+  int64_t idle_since_us_ = MonotonicMicros();   // proxy: every VM done since (0: busy)
 };
 
 // Return-path bytes queued towards one source QEMU, at most: beyond, the link is left
@@ -337,6 +344,68 @@ void Sender::AcceptChannels(Vm& vm, uint16_t id) {
   }
 }
 
+// gangmig proxy: streams that connected to the proxy's sockets since the last look.
+void Sender::TakeJoins() {
+  for (JoinedStream& j : opt_.joins->Take()) Join(std::move(j));
+}
+
+// A stream for a VM of this name that is still under way is one more of its channels
+// (multifd connects N+1 times to the same socket); otherwise it is a new VM of the
+// session, announced to the receiver, and read once the receiver has its destination.
+void Sender::Join(JoinedStream j) {
+  for (size_t i = 0; i < vms_.size(); ++i) {
+    Vm& vm = *vms_[i];
+    if (vm.finished || vm.spec.name != j.name) continue;
+    if (vm.channels.size() >= wire::kMaxChannels) {
+      fprintf(stderr, "gangmig proxy: vm %s: more than %zu connections; one refused\n",
+              j.name.c_str(), wire::kMaxChannels);
+      return;  // closing it fails that connection
+    }
+    uint8_t ch = uint8_t(vm.channels.size());
+    core_->OpenChannel(uint16_t(i), ch);
+    if (vm.rep->passthrough_reason.empty())
+      vm.rep->passthrough_reason = "extra channels (multifd/postcopy-preempt) are relayed verbatim";
+    Channel c;
+    c.fd = std::move(j.fd);
+    vm.channels.push_back(std::move(c));
+    return;
+  }
+  if (vms_.size() >= wire::kMaxVms) {
+    fprintf(stderr, "gangmig proxy: vm %s: the session already has %zu VMs; stream refused\n",
+            j.name.c_str(), wire::kMaxVms);
+    return;
+  }
+  uint16_t id = uint16_t(vms_.size());
+  report_->vms.push_back(MakeVmReport(j.name));
+  for (size_t i = 0; i < vms_.size(); ++i) vms_[i]->rep = &report_->vms[i];  // may have moved
+  auto vm = std::make_unique<Vm>();
+  vm->spec.name = j.name;
+  vm->rep = &report_->vms.back();
+  vm->control = std::make_unique<StreamSourceControl>();
+  vm->joined = true;
+  vm->joined_mono_us = MonotonicMicros();
+  vm->rep->start_us = WallMicros();
+  vm->rep->phase = "streaming";
+  wire::AppendVmOpen(writer_->frames(), id, wire::SerializeVmOpen({j.name}));
+  core_->OpenChannel(id, 0);
+  Channel c;
+  c.fd = std::move(j.fd);
+  vm->channels.push_back(std::move(c));
+  vms_.push_back(std::move(vm));
+  idle_since_us_ = 0;
+}
+
+// gangmig proxy: every VM is done and none joined for linger_ms; the queue is then
+// closed, so a stream arriving later starts a new session.
+bool Sender::LingerOver() {
+  for (auto& vm : vms_)
+    if (!vm->finished) return false;
+  int64_t now = MonotonicMicros();
+  if (idle_since_us_ == 0) idle_since_us_ = now;
+  if (now - idle_since_us_ < int64_t(opt_.linger_ms) * 1000) return false;
+  return opt_.joins->CloseIfEmpty();
+}
+
 void Sender::ReadChannel(Vm& vm, uint16_t id, uint8_t ch) {
   Channel& c = vm.channels[ch];
   static thread_local Bytes buf(kReadChunk);
@@ -417,7 +486,7 @@ Status Sender::OnVmEvent(Vm& vm, const wire::VmEventMessage& ev) {
     vm.rep->dest_delivered_us = ev.delivered_us;
   } else if (ev.event == "failed") {
     std::string err = "destination: " + ev.error;
-    if (!vm.ready) {
+    if (!vm.ready && !vm.joined) {
       vm.rep->error = err;  // before any migration started: WaitAllReady reports it
     } else {
       Fail(vm, err);
@@ -527,6 +596,10 @@ Status Sender::Step(int timeout_ms) {
     fds.push_back({seal_->wake_fd(), POLLIN, 0});
     slots.push_back({-2, -1});
   }
+  if (opt_.joins) {  // gangmig proxy: streams joining the session
+    fds.push_back({opt_.joins->wake_fd(), POLLIN, 0});
+    slots.push_back({-3, -1});
+  }
   std::vector<size_t> order;  // stopping VMs first: they are served first in each round
   for (size_t i = 0; i < vms_.size(); ++i)
     if (stopping[i]) order.push_back(i);
@@ -535,15 +608,19 @@ Status Sender::Step(int timeout_ms) {
   for (size_t i : order) {
     Vm& vm = *vms_[i];
     if (vm.finished) continue;
-    fds.push_back({vm.listener.get(), POLLIN, 0});
-    slots.push_back({int(i), -1});
+    if (vm.listener.valid()) {
+      fds.push_back({vm.listener.get(), POLLIN, 0});
+      slots.push_back({int(i), -1});
+    }
     // Pages (zero pages too: each costs the destination a write) read from this source
     // but not yet given to its destination. Keeping them under --dest-window keeps the
     // rate QEMU measures equal to the rate its destination really takes pages in, so
     // QEMU's switchover estimate holds and no backlog is left to load in the downtime.
     bool window_open =
         opt_.dest_window_pages == 0 || vm.pages_read - vm.pages_acked < opt_.dest_window_pages;
-    bool read_this = room && window_open && (stopping[i] || !any_stopping || little_queued);
+    // A joined stream waits (in its socket) until the receiver has its destination.
+    bool read_this = vm.ready && room && window_open &&
+                     (stopping[i] || !any_stopping || little_queued);
     for (size_t ch = 0; ch < vm.channels.size(); ++ch) {
       Channel& c = vm.channels[ch];
       short ev = 0;
@@ -560,6 +637,10 @@ Status Sender::Step(int timeout_ms) {
     short re = fds[k].revents;
     if (!re) continue;
     if (slots[k].vm == -2) continue;  // Flush() below collects the compressed bodies
+    if (slots[k].vm == -3) {
+      TakeJoins();  // after this loop's slots: they index vms_, which only grows
+      continue;
+    }
     if (slots[k].vm < 0) {
       if (re & (POLLIN | POLLHUP | POLLERR)) GANGMIG_RETURN_IF_ERROR(OnNetReadable());
       continue;
@@ -609,6 +690,22 @@ void Sender::CheckSources() {
     Vm& vm = *vmp;
     if (vm.finished) continue;
     VmSnapshot s = vm.control->Snapshot();
+    if (vm.joined) {
+      // Nothing but the stream tells: the source stopped when its last round (RAM END)
+      // began, and its part is done once it closed the main channel.
+      s.stop_us = vm.rep->ram_end_us;
+      if (!vm.channels.empty() && vm.channels[0].read_closed) s.migration_status = "completed";
+      int64_t now = MonotonicMicros();
+      if (!vm.ready && now - vm.joined_mono_us > timeouts::kDestinationsReadyMs * 1000LL) {
+        Fail(vm, "the receiver did not confirm the destination within " +
+                     std::to_string(timeouts::kDestinationsReadyMs / 1000) + " s");
+        continue;
+      }
+      if (now - vm.joined_mono_us > int64_t(opt_.timeout_s) * 1000000) {
+        Fail(vm, "timed out after " + std::to_string(opt_.timeout_s) + " s");
+        continue;
+      }
+    }
     if (s.stop_us && !vm.rep->stop_us) {
       vm.rep->stop_us = s.stop_us;
       vm.rep->stream_bytes_at_stop = vm.rep->stream_bytes;  // what remains is the last round
@@ -690,6 +787,11 @@ Status Sender::Loop() {
     MeasureLinkRate();
     ShareLinkBytes();
     progress_.Update(report_->vms, report_->start_us);
+    if (opt_.joins) {
+      if (LingerOver()) return Status::Ok();
+      if (Interrupted()) return Status::Error("interrupted by a signal");
+      continue;  // each VM's own timeout applies (CheckSources)
+    }
     bool all = true;
     for (auto& vm : vms_) all = all && vm->finished;
     if (all) return Status::Ok();
@@ -817,16 +919,27 @@ std::function<void(ByteView)> Sender::OnNewContent() {
 }
 
 Status Sender::Run() {
-  report_->mode = "gang";
+  report_->mode = opt_.joins ? "proxy" : "gang";
   report_->start_us = WallMicros();
   double cpu_start = ProcessCpuSeconds();
   for (const VmSpec& s : opt_.vms) report_->vms.push_back(MakeVmReport(s.name));
   Status st = OpenCache();
   if (st.ok()) st = Connect();
-  if (st.ok()) st = PrepareVms();
-  if (st.ok()) st = WaitAllReady();
-  if (st.ok()) st = StartMigrations();
+  if (!opt_.joins) {
+    if (st.ok()) st = PrepareVms();
+    if (st.ok()) st = WaitAllReady();
+    if (st.ok()) st = StartMigrations();
+  }
   if (st.ok()) st = Loop();
+  if (opt_.joins) {
+    // Streams still waiting are never read: closing them fails their migrations at the
+    // source, which keeps those VMs (listed here, so the log says which).
+    for (JoinedStream& j : opt_.joins->Close()) {
+      report_->vms.push_back(MakeVmReport(j.name));
+      if (st.ok()) st = Status::Error("session ended before the stream was read");
+    }
+    for (size_t i = 0; i < vms_.size(); ++i) vms_[i]->rep = &report_->vms[i];
+  }
   if (!st.ok()) {
     link_error_ = st.message();
     if (net_.valid() && writer_) {

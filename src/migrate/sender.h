@@ -11,6 +11,7 @@
 #include "base/bytes.h"
 #include "base/status.h"
 #include "encode/frame_compressor.h"
+#include "migrate/join_queue.h"
 #include "migrate/report.h"
 #include "migrate/source_control.h"
 #include "wire/wire_format.h"
@@ -40,6 +41,12 @@ struct SenderOptions {
   // it (receive --dest-dir socket_dir --dest-wait SEC).
   std::optional<LibvirtTarget> libvirt;
   std::string socket_dir = "/run/gangmig";
+  // gangmig proxy: no VMs are given (vms is empty); streams that connected by themselves
+  // arrive through `joins`, each becoming a VM of this session (or one more channel of a
+  // VM of that name still under way: multifd). The session ends once every VM is done
+  // and none joined for linger_ms; `timeout_s` then bounds each VM from its join.
+  JoinQueue* joins = nullptr;
+  int linger_ms = 3000;
   bool progress = true;
   encode::CompressionOptions compression;    // of record bodies (when the receiver agrees)
   int threads = -1;  // compressing record bodies side by side (-1: one per CPU, at most 8)

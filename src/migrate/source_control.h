@@ -2,8 +2,9 @@
 // sender's data path sees only byte streams on a unix socket and what this reports
 // (stopped, completed, failed); who drives the source is behind this seam:
 //   - QmpSourceControl: gangmig owns the VM's QMP socket (migrate --vm name=,qmp=);
-//   - libvirt (issue 12, next): libvirt owns the monitor, gangmig starts its migration;
-//   - none: a stream that simply connected (proxy mode).
+//   - LibvirtSourceControl: libvirt owns the monitor, gangmig starts its migration;
+//   - StreamSourceControl: a stream that simply connected (gangmig proxy): whoever
+//     started it (libvirt under an orchestrator) watches it and rolls it back.
 // Every call may block on the VM's control channel except Snapshot() and StopUs(), which
 // the data thread uses; RollBack runs on a thread of its own.
 #pragma once
@@ -90,6 +91,25 @@ class LibvirtSourceControl : public SourceControl {
   VmSnapshot snap_;
   std::thread watcher_;
   std::atomic<bool> exited_{false};
+};
+
+// A stream that connected by itself (gangmig proxy): gangmig neither starts nor watches
+// the source. What it knows comes from the stream: the source stopped when its RAM END
+// section began, and its part is done when it closed the main channel. A rollback is
+// closing the sockets; the source QEMU then fails its migration and the manager that
+// started it (libvirt) keeps the VM running on the source.
+class StreamSourceControl : public SourceControl {
+ public:
+  Status Prepare() override { return Status::Ok(); }
+  Status Start(const std::string&) override { return Status::Ok(); }
+  VmSnapshot Snapshot() const override { return {}; }
+  int64_t StopUs() const override { return 0; }
+  RollbackOutcome RollBack(std::vector<net::Fd> fds) override {
+    fds.clear();
+    return {"; its migration connection was closed, so the source QEMU fails the migration "
+            "and the VM's manager (libvirt) keeps it on the source",
+            ""};
+  }
 };
 
 // Runs `argv` (virsh), waits at most timeout_ms; its exit status and what it printed
