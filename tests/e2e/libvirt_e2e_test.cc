@@ -4,6 +4,8 @@
 // --dest-wait` on host b, each run inside its host's mount namespace (nsenter), so that
 // /run/gangmig/NAME.sock means each host's own directory, as on two real hosts.
 #include <glob.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -37,6 +39,12 @@ std::pair<int, std::string> Sh(const std::string& cmd) {
   while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
   int st = pclose(p);
   return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
+std::string NotSocket(const std::string& path) {
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0) return "does not exist";
+  return S_ISSOCK(st.st_mode) ? "" : "not a socket";
 }
 
 std::vector<std::string> Glob(const std::string& pattern) {
@@ -109,6 +117,59 @@ class LibvirtE2E : public ::testing::Test {
     return argv;
   }
 
+  // gangmig proxy on host a for peer b (whose receiver maps names to /run/gangmig/b), its
+  // sockets there once it serves all three domains.
+  Child StartProxy() {
+    std::filesystem::create_directories(base_ + "/b/run/gangmig/b");
+    std::filesystem::create_directories(base_ + "/reports");
+    Child p = Spawn({"/usr/bin/nsenter", "--mount=" + Ns("a"), GANGMIG_BINARY, "proxy", "--peer",
+                     "b=127.0.0.1:" + std::to_string(port_), "--key-file", key_, "--report-dir",
+                     base_ + "/reports", "--discover-every", "1", "--linger", "2"},
+                    base_ + "/proxy.log");
+    EXPECT_TRUE(WaitForText(base_ + "/proxy.log", "ready: 3 sockets", 20000)) << ReadFile(base_ + "/proxy.log");
+    return p;
+  }
+  Child StartProxyReceiver() {
+    Child r = Spawn({"/usr/bin/nsenter", "--mount=" + Ns("b"), GANGMIG_BINARY, "receive", "--listen",
+                     "127.0.0.1:" + std::to_string(port_), "--key-file", key_, "--dest-dir",
+                     "/run/gangmig/b", "--dest-wait", "60", "--once"},
+                    base_ + "/receiver.log");
+    EXPECT_TRUE(WaitForText(base_ + "/receiver.log", "listening", 10000));
+    return r;
+  }
+  // `virsh migrate` of vm1..vm3 from `from` to `to`, all started at once, as an
+  // orchestrator would run them; each one's exit status and output.
+  std::vector<std::pair<int, std::string>> VirshMigrateAll(const char* from, const char* to,
+                                                           const std::string& flags,
+                                                           const std::string& uri_of) {
+    std::vector<Child> runs;
+    for (int i = 1; i <= 3; ++i) {
+      std::string vm = "vm" + std::to_string(i);
+      std::string uri = uri_of.empty() ? "" : " --migrateuri " + uri_of + vm + ".sock";
+      runs.push_back(Spawn({"/bin/sh", "-c",
+                            "virsh -c '" + Uri(from) + "' migrate --live --p2p " + flags + " " + vm +
+                                " '" + Uri(to) + "'" + uri},
+                           base_ + "/virsh-" + vm + ".log"));
+    }
+    std::vector<std::pair<int, std::string>> out;
+    for (Child& c : runs) {
+      int rc = Wait(c, 300000);
+      out.push_back({rc, ReadFile(c.log)});
+    }
+    return out;
+  }
+  // libvirt's completed-job figure on `host` ("Data processed", bytes).
+  double DataProcessed(const char* host, const std::string& vm) {
+    std::string info = Sh("virsh -c '" + Uri(host) + "' domjobinfo --completed " + vm).second;
+    size_t at = info.find("Data processed:");
+    if (at == std::string::npos) return -1;
+    double v = 0;
+    char unit[8] = {};
+    if (sscanf(info.c_str() + at, "Data processed: %lf %7s", &v, unit) != 2) return -1;
+    std::string u(unit);
+    return v * (u == "KiB" ? 1024.0 : u == "MiB" ? 1048576.0 : u == "GiB" ? 1073741824.0 : 1.0);
+  }
+
   std::string base_, key_;
   int port_ = 0;
 };
@@ -169,6 +230,106 @@ TEST_F(LibvirtE2E, ReceiverKilledMidwayLeavesEveryDomainOnTheSource) {
     EXPECT_EQ(Trim(Sh("virsh -q -c '" + Uri("a") + "' domstate " + vm).second), "running") << vm;
   }
   EXPECT_EQ(Trim(List("b")), "");
+}
+
+// gangmig proxy: an orchestrator runs plain `virsh migrate` for three domains at once,
+// each with the proxy's socket as its migration URI. The three streams join one gang
+// session; each domain ends on b (paused by --suspend, so RAM can be compared with the
+// source's final RAM, then resumed), none on a. The same three `virsh migrate` commands
+// without gangmig then bring them back, and their data (libvirt's "Data processed",
+// what plain QEMU puts on the link) is more than the proxy's session sent.
+TEST_F(LibvirtE2E, ProxyJoinsVirshMigrationsStartedInParallel) {
+  std::vector<std::string> kept;
+  for (int i = 1; i <= 3; ++i) {
+    auto ram = Glob(base_ + "/a/ram/libvirt/qemu/*-vm" + std::to_string(i) + "/*");
+    ASSERT_EQ(ram.size(), 1u) << "RAM file of vm" << i;
+    kept.push_back(base_ + "/kept-vm" + std::to_string(i) + ".ram");
+    ASSERT_EQ(link(ram[0].c_str(), kept.back().c_str()), 0);
+  }
+  Child receiver = StartProxyReceiver();
+  Child proxy = StartProxy();
+  for (int i = 1; i <= 3; ++i)
+    EXPECT_EQ(NotSocket(base_ + "/a/run/gangmig/b/vm" + std::to_string(i) + ".sock"), "") << i;
+  auto runs = VirshMigrateAll("a", "b", "--persistent --undefinesource --suspend",
+                              "unix:///run/gangmig/b/");
+  for (const auto& [rc, out] : runs) EXPECT_EQ(rc, 0) << out << ReadFile(base_ + "/proxy.log");
+  EXPECT_EQ(Wait(receiver, 30000), 0) << ReadFile(base_ + "/receiver.log");
+  EXPECT_EQ(Trim(List("a")), "");
+  for (int i = 1; i <= 3; ++i) {
+    std::string vm = "vm" + std::to_string(i);
+    EXPECT_EQ(Trim(Sh("virsh -q -c '" + Uri("b") + "' domstate " + vm).second), "paused") << vm;
+    auto ram = Glob(base_ + "/b/ram/libvirt/qemu/*-" + vm + "/*");
+    ASSERT_EQ(ram.size(), 1u) << "RAM file of " << vm << " on b";
+    auto diff = testbed::CompareRamFiles(kept[i - 1], ram[0]);
+    ASSERT_TRUE(diff.ok()) << diff.status().message();
+    EXPECT_EQ(diff->differing_pages, 0u) << vm << " first at 0x" << std::hex << diff->first_diff_offset;
+    EXPECT_EQ(Sh("virsh -c '" + Uri("b") + "' resume " + vm).first, 0) << vm;
+    EXPECT_EQ(Trim(Sh("virsh -q -c '" + Uri("b") + "' domstate " + vm).second), "running") << vm;
+  }
+  // One session (the three joined it), its report written once it lingered out.
+  std::vector<std::string> reports;
+  for (int t = 0; t < 100 && reports.empty(); ++t, usleep(100000)) reports = Glob(base_ + "/reports/b-*.json");
+  ASSERT_EQ(reports.size(), 1u) << ReadFile(base_ + "/proxy.log");
+  nlohmann::json r = nlohmann::json::parse(ReadFile(reports[0]), nullptr, false);
+  ASSERT_FALSE(r.is_discarded());
+  EXPECT_EQ(r["mode"], "proxy");
+  ASSERT_EQ(r["vms"].size(), 3u) << r.dump();
+  for (const auto& vm : r["vms"]) EXPECT_EQ(vm["status"], "completed") << vm.dump();
+  uint64_t link = r["total"]["link_bytes"], stream = r["total"]["stream_bytes"];
+  std::string log = ReadFile(base_ + "/proxy.log");
+  EXPECT_NE(log.find("vm vm1: completed"), std::string::npos) << log;
+  kill(proxy.pid, SIGTERM);
+  EXPECT_EQ(Wait(proxy, 20000), 0) << ReadFile(base_ + "/proxy.log");
+  EXPECT_EQ(NotSocket(base_ + "/a/run/gangmig/b/vm1.sock"), "does not exist");
+
+  // The same commands without gangmig, back to a: what plain QEMU sends.
+  auto back = VirshMigrateAll("b", "a", "--persistent --undefinesource", "");
+  for (const auto& [rc, out] : back) ASSERT_EQ(rc, 0) << out;
+  double plain = 0;
+  for (int i = 1; i <= 3; ++i) {
+    double d = DataProcessed("a", "vm" + std::to_string(i));
+    ASSERT_GT(d, 0) << "no completed job on a for vm" << i;
+    plain += d;
+  }
+  EXPECT_LT(double(link), plain * 0.7) << link << " bytes through the proxy against " << plain
+                                       << " for plain virsh migrate";
+  RecordProperty("proxy_link_bytes", std::to_string(link));
+  RecordProperty("proxy_stream_bytes", std::to_string(stream));
+  RecordProperty("plain_virsh_data_bytes", std::to_string(uint64_t(plain)));
+  fprintf(stderr, "proxy: %.1f MiB on the link for %.1f MiB of streams; plain virsh: %.1f MiB\n",
+          double(link) / 1048576, double(stream) / 1048576, plain / 1048576);
+}
+
+// The receiver killed in the middle of a proxy session: each `virsh migrate` fails,
+// libvirt keeps every domain running on a, none is on b, the proxy logs each VM's
+// failure and keeps serving.
+TEST_F(LibvirtE2E, ProxyReceiverKilledMidwayLeavesEveryDomainOnTheSource) {
+  Child receiver = StartProxyReceiver();
+  Child proxy = StartProxy();
+  std::vector<Child> runs;
+  for (int i = 1; i <= 3; ++i) {
+    std::string vm = "vm" + std::to_string(i);
+    runs.push_back(Spawn({"/usr/bin/virsh", "-c", Uri("a"), "migrate", "--live", "--p2p", "--persistent",
+                          "--undefinesource", vm, Uri("b"), "--migrateuri",
+                          "unix:///run/gangmig/b/" + vm + ".sock"},
+                         base_ + "/virsh-" + vm + ".log"));
+  }
+  ASSERT_TRUE(WaitForText(base_ + "/receiver.log", "connected to destination", 60000))
+      << ReadFile(base_ + "/receiver.log");
+  kill(receiver.pid, SIGKILL);
+  Wait(receiver, 5000);
+  for (Child& c : runs) EXPECT_NE(Wait(c, 120000), 0) << ReadFile(c.log);
+  for (int i = 1; i <= 3; ++i) {
+    std::string vm = "vm" + std::to_string(i);
+    EXPECT_EQ(Trim(Sh("virsh -q -c '" + Uri("a") + "' domstate " + vm).second), "running") << vm;
+  }
+  EXPECT_EQ(Trim(List("b")), "");
+  ASSERT_TRUE(WaitForText(base_ + "/proxy.log", "session of", 30000)) << ReadFile(base_ + "/proxy.log");
+  std::string log = ReadFile(base_ + "/proxy.log");
+  EXPECT_NE(log.find("FAILED"), std::string::npos) << log;
+  EXPECT_TRUE(Running(proxy)) << log;  // still serving
+  kill(proxy.pid, SIGTERM);
+  EXPECT_EQ(Wait(proxy, 20000), 0) << ReadFile(base_ + "/proxy.log");
 }
 
 }  // namespace
