@@ -289,17 +289,24 @@ Status Session::OpenChannel(DestVm& vm, uint16_t id, uint8_t ch) {
   auto addr = net::ParseAddress(vm.dest);
   if (!addr.ok()) return addr.status();
   DestChannel c;
-  auto fd = net::Connect(*addr, timeouts::kDestinationConnectMs);
+  // QEMU takes the first connection as the main channel and the next ones as multifd
+  // channels, so they must connect in order: behind a channel still waiting for its
+  // destination (--dest-wait), a new one waits too.
+  bool earlier_waiting = false;
+  for (const DestChannel& e : vm.channels) earlier_waiting = earlier_waiting || e.connect_deadline_us;
+  auto fd = earlier_waiting ? Result<net::Fd>(Status::Error("an earlier channel is not connected yet"))
+                            : net::Connect(*addr, timeouts::kDestinationConnectMs);
   if (!fd.ok()) {
     if (opt_.dest_wait_ms <= 0) return fd.status().WithContext("destination QEMU");
     // Not there yet: the session goes on, and the loop tries again (TryConnect).
     int64_t now = MonotonicMicros();
     c.connect_deadline_us = now + opt_.dest_wait_ms * 1000LL;
-    c.next_try_us = now + kConnectRetryUs;
+    c.next_try_us = earlier_waiting ? now : now + kConnectRetryUs;
     c.connect_error = fd.status().message();
     vm.channels.push_back(std::move(c));
-    Log("vm " + vm.name + ": destination " + vm.dest + " not there yet; waiting up to " +
-        Seconds(opt_.dest_wait_ms) + " s (--dest-wait)");
+    if (!earlier_waiting)
+      Log("vm " + vm.name + ": destination " + vm.dest + " not there yet; waiting up to " +
+          Seconds(opt_.dest_wait_ms) + " s (--dest-wait)");
     return Status::Ok();
   }
   c.fd = std::move(fd).value();
@@ -316,11 +323,14 @@ void Session::TuneDestSocket(DestChannel& c) {
 }
 
 // --dest-wait: a channel whose destination was not there is tried again every
-// kConnectRetryUs; past its deadline the VM fails with the last error.
+// kConnectRetryUs; past its deadline the VM fails with the last error. Channels connect
+// in their order (QEMU takes the first connection as the main channel): one that waits
+// holds back those after it.
 void Session::TryConnect(DestVm& vm, uint16_t id, int64_t now) {
   if (vm.failed) return;
   for (DestChannel& c : vm.channels) {
-    if (!c.connect_deadline_us || now < c.next_try_us) continue;
+    if (!c.connect_deadline_us) continue;
+    if (now < c.next_try_us) return;
     if (vm.dest.rfind("unix:", 0) == 0) {  // what appeared must be a socket, not a link
       std::string why = NotASocket(vm.dest.substr(5));
       if (!why.empty() && why != "does not exist") {
@@ -345,6 +355,7 @@ void Session::TryConnect(DestVm& vm, uint16_t id, int64_t now) {
       return;
     }
     c.next_try_us = now + kConnectRetryUs;
+    return;
   }
 }
 

@@ -138,6 +138,43 @@ TEST_F(DestWaitTest, DestinationThatAppearsLaterGetsEverything) {
   unlink(later.c_str());
 }
 
+// QEMU takes the first connection as the main channel: a second channel (multifd) opened
+// while the first still waits for its destination connects after it, never before,
+// even when the destination appears just as the channel opens.
+TEST_F(DestWaitTest, ChannelsConnectInOrderWhenTheDestinationAppears) {
+  for (int round = 0; round < 5; ++round) {
+    std::string name = "o" + std::to_string(round);
+    Bytes f;
+    wire::AppendVmOpen(&f, uint16_t(round), "{\"name\":\"" + name + "\"}");
+    wire::AppendData(&f, uint16_t(round), 0, AsBytes("main"));
+    ASSERT_TRUE(sender_.Send(f).ok());
+    EXPECT_EQ(sender_.WaitForEvent("ready"), R"({"event":"ready"})");
+    usleep(20000 * round);  // at different points of the retry period
+    std::string path = dest_dir_ + "/" + name + ".sock";
+    net::Fd listener = std::move(net::Listen(*net::ParseAddress("unix:" + path))).value();
+    Bytes more;
+    wire::AppendChannelOpen(&more, uint16_t(round), 1);
+    wire::AppendData(&more, uint16_t(round), 1, AsBytes("extra"));
+    ASSERT_TRUE(sender_.Send(more).ok());
+    std::vector<net::Fd> conns;
+    for (int i = 0; i < 300 && conns.size() < 2; ++i) {
+      net::Fd c = std::move(net::Accept(listener.get())).value();
+      if (c.valid()) conns.push_back(std::move(c));
+      else usleep(10000);
+    }
+    ASSERT_EQ(conns.size(), 2u);
+    char buf[16] = {};
+    pollfd p{conns[0].get(), POLLIN, 0};
+    ASSERT_EQ(poll(&p, 1, 5000), 1);
+    ssize_t n = read(conns[0].get(), buf, sizeof(buf));
+    EXPECT_EQ(std::string(buf, size_t(std::max<ssize_t>(n, 0))), "main") << "round " << round;
+    unlink(path.c_str());
+  }
+  Bytes end;
+  wire::AppendAbort(&end, "test over");  // the session ends now, its VMs unfinished
+  ASSERT_TRUE(sender_.Send(end).ok());
+}
+
 // ... and one that never appears fails alone, after the wait, with the reason.
 TEST_F(DestWaitTest, DestinationThatNeverAppearsFailsAfterTheWait) {
   Bytes f;
