@@ -27,6 +27,7 @@
 #include <algorithm>
 #include <atomic>
 #include <deque>
+#include <future>
 #include <memory>
 #include <thread>
 
@@ -273,17 +274,29 @@ Status Sender::PrepareVms() {
   } else {
     workdir_ = opt_.workdir;
   }
+  // Every source is checked side by side (each asks QMP or libvirt, a round trip or
+  // two): a gang's start does not grow with its size.
+  std::vector<std::unique_ptr<SourceControl>> controls;
+  std::vector<std::future<Status>> checks;
+  for (const VmSpec& spec : opt_.vms) {
+    if (opt_.libvirt) {
+      controls.push_back(std::make_unique<LibvirtSourceControl>(spec.name, *opt_.libvirt));
+    } else {
+      controls.push_back(std::make_unique<QmpSourceControl>(spec.qmp));
+    }
+    checks.push_back(std::async(std::launch::async, [c = controls.back().get()] { return c->Prepare(); }));
+  }
+  Status first_error;
+  for (size_t i = 0; i < checks.size(); ++i) {
+    Status prepared = checks[i].get();
+    if (!prepared.ok() && first_error.ok()) first_error = prepared.WithContext("vm " + opt_.vms[i].name);
+  }
+  if (!first_error.ok()) return first_error;
   for (size_t i = 0; i < opt_.vms.size(); ++i) {
     auto vm = std::make_unique<Vm>();
     vm->spec = opt_.vms[i];
     vm->rep = &report_->vms[i];
-    if (opt_.libvirt) {
-      vm->control = std::make_unique<LibvirtSourceControl>(vm->spec.name, *opt_.libvirt);
-    } else {
-      vm->control = std::make_unique<QmpSourceControl>(vm->spec.qmp);
-    }
-    Status prepared = vm->control->Prepare();
-    if (!prepared.ok()) return prepared.WithContext("vm " + vm->spec.name);
+    vm->control = std::move(controls[i]);
     if (opt_.libvirt) {
       // The same path on both hosts: libvirt's destination QEMU listens there.
       vm->listen_path = opt_.socket_dir + "/" + vm->spec.name + ".sock";

@@ -225,7 +225,10 @@ void LibvirtSourceControl::Watch(pid_t pid, int out_fd) {
   if (r.exit_status == 0) {
     s.migration_status = "completed";
     s.completed_us = WallMicros();
-    auto info = RunCommand({"virsh", "-c", target_.dest_uri, "domjobinfo", domain_, "--completed"},
+    // --keep-completed: libvirt otherwise drops the statistics once read, and the
+    // operator (or the orchestrator) could no longer see them.
+    auto info = RunCommand({"virsh", "-c", target_.dest_uri, "domjobinfo", domain_, "--completed",
+                            "--keep-completed"},
                            timeouts::kQmpMs);
     if (info.ok() && info->exit_status == 0) {
       std::string d = Field(info->output, "Total downtime");
