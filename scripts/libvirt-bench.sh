@@ -19,7 +19,11 @@
 # each domain's RAM on b is compared with its source's final RAM (kept through a hard
 # link) before it is resumed.
 #
-#   scripts/libvirt-bench.sh [--vms N] [--mem MIB] [--reps R] [--out DIR]
+#   scripts/libvirt-bench.sh [--vms N] [--mem MIB] [--reps R] [--rate RATE] [--out DIR]
+#
+# --rate (e.g. 1gbit, 300mbit): a tbf on the loopback device for the run, so that every
+# way meets the same link rate (without it the link is this machine's loopback, and the
+# CPU is the limit). It shapes all of this machine's loopback traffic while it runs.
 #
 # Guests do not write during the migration (dirty rate 0): libvirt rounds RAM to whole
 # MiB, which puts QEMU 7.2 under TCG on its dirty-tracking-loss path (docs/DESIGN.md), so
@@ -27,14 +31,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-VMS=4 MEM=256 REPS=3 OUT=results/libvirt-bench
+VMS=4 MEM=256 REPS=3 OUT=results/libvirt-bench RATE=
 while [ $# -gt 0 ]; do
   case $1 in
     --vms) VMS=$2; shift 2 ;;
     --mem) MEM=$2; shift 2 ;;
     --reps) REPS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
-    *) echo "usage: $0 [--vms N] [--mem MIB] [--reps R] [--out DIR]" >&2; exit 2 ;;
+    --rate) RATE=$2; shift 2 ;;
+    *) echo "usage: $0 [--vms N] [--mem MIB] [--reps R] [--rate RATE] [--out DIR]" >&2; exit 2 ;;
   esac
 done
 G=$ROOT/build/gangmig
@@ -44,6 +49,7 @@ mkdir -p "$OUT"
 B=$(mktemp -d /dev/shm/gangmig-lvbench-XXXXXX)
 PORT=$((47000 + $$ % 500))
 cleanup() {
+  [ -n "$RATE" ] && tc qdisc del dev lo root 2>/dev/null || true
   [ -n "${PROXY:-}" ] && kill "$PROXY" 2>/dev/null || true
   "$S" stop "$B" >/dev/null 2>&1 || true
   sleep 1
@@ -52,6 +58,9 @@ cleanup() {
 trap cleanup EXIT
 
 "$S" start "$B"
+if [ -n "$RATE" ]; then
+  tc qdisc replace dev lo root tbf rate "$RATE" burst 1mb latency 200ms
+fi
 for i in $(seq "$VMS"); do "$S" define "$B" a "vm$i" "$MEM" "$i" "$ROOT/guest/out" 0; done
 for i in $(seq "$VMS"); do
   for _ in $(seq 480); do grep -q "gangmig-guest: ready" "$B/a/vm$i.serial" 2>/dev/null && break; sleep 0.5; done
@@ -111,7 +120,7 @@ virsh_all() {
 }
 
 CSV=$OUT/runs.csv
-[ -f "$CSV" ] || echo "rep,way,vms,mem_mib,ok,time_s,link_bytes,max_downtime_ms,gangmig_cpu_s,ram_differs" > "$CSV"
+[ -f "$CSV" ] || echo "rep,way,vms,mem_mib,rate,ok,time_s,link_bytes,max_downtime_ms,gangmig_cpu_s,ram_differs" > "$CSV"
 for rep in $(seq "$REPS"); do
   for way in gangmig-libvirt gangmig-proxy virsh virsh-parallel; do
     keep_ram
@@ -166,7 +175,7 @@ for rep in $(seq "$REPS"); do
     down=$(max_downtime)
     bad=$(check_and_return)
     time_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
-    echo "$rep,$way,$VMS,$MEM,$ok,$time_s,$((tx1 - tx0)),$down,$cpu,$bad" | tee -a "$CSV"
+    echo "$rep,$way,$VMS,$MEM,${RATE:-none},$ok,$time_s,$((tx1 - tx0)),$down,$cpu,$bad" | tee -a "$CSV"
     [ "$ok" = 1 ] || { echo "libvirt-bench: $way failed in rep $rep (logs in $B)" >&2; tail -5 "$B"/*.log >&2 || true; }
   done
 done

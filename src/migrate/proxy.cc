@@ -190,6 +190,11 @@ void Proxy::SyncListeners() {
         listeners_[{p, name}] = net::Fd();
         continue;
       }
+      if (what.empty() && net::UnixSocketInUse(path)) {  // gangmig migrate --libvirt?
+        Log(path + " is in use by another process: not served");
+        listeners_[{p, name}] = net::Fd();
+        continue;
+      }
       auto l = net::Listen(net::Address{net::Address::Kind::kUnix, path, "", 0}, 64);
       if (!l.ok()) {
         Log("cannot listen on " + path + ": " + l.status().message());

@@ -300,7 +300,16 @@ Status Sender::PrepareVms() {
     if (opt_.libvirt) {
       // The same path on both hosts: libvirt's destination QEMU listens there.
       vm->listen_path = opt_.socket_dir + "/" + vm->spec.name + ".sock";
-      if (NotASocket(vm->listen_path).empty()) unlink(vm->listen_path.c_str());  // stale
+      if (NotASocket(vm->listen_path).empty()) {
+        // Someone serves it (a gangmig proxy for this peer?): taking it over would cut
+        // that one off.
+        if (net::UnixSocketInUse(vm->listen_path))
+          return Status::Error("vm " + vm->spec.name + ": " + vm->listen_path +
+                               " is in use by another process (a gangmig proxy serving this "
+                               "directory?): give --socket-dir another directory, or let "
+                               "the proxy carry the migration");
+        unlink(vm->listen_path.c_str());  // stale
+      }
     } else {
       vm->listen_path = workdir_ + "/vm" + std::to_string(i) + ".sock";
     }

@@ -327,4 +327,9 @@ Result<size_t> OutQueue::WriteTo(int fd) {
   return total;
 }
 
+bool UnixSocketInUse(const std::string& path) {
+  auto fd = Connect(Address{Address::Kind::kUnix, path, "", 0}, 200);
+  return fd.ok();
+}
+
 }  // namespace gangmig::net

@@ -45,6 +45,9 @@ Result<Address> ParseAddress(const std::string& text);
 Result<Fd> Listen(const Address& addr, int backlog = 16);
 // Blocking connect with a timeout; the returned socket is non-blocking.
 Result<Fd> Connect(const Address& addr, int timeout_ms);
+// True when a process listens on the unix socket at `path` (a connection is accepted
+// into its backlog; it is closed at once). A stale socket file answers false.
+bool UnixSocketInUse(const std::string& path);
 // Accepts one pending connection (non-blocking). Returns an invalid Fd if none is pending.
 Result<Fd> Accept(int listen_fd);
 // The port a TCP listener is bound to (for port 0 listeners).
