@@ -99,10 +99,11 @@ class LibvirtE2E : public ::testing::Test {
   std::string List(const char* host) {
     return Sh("virsh -c '" + Uri(host) + "' list --all --name").second;
   }
-  Child StartReceiver() {
+  // The receiver on host b, streams to DEST_DIR/NAME.sock there.
+  Child StartReceiver(const std::string& dest_dir = "/run/gangmig") {
     Child r = Spawn({"/usr/bin/nsenter", "--mount=" + Ns("b"), GANGMIG_BINARY, "receive", "--listen",
                      "127.0.0.1:" + std::to_string(port_), "--key-file", key_, "--dest-dir",
-                     "/run/gangmig", "--dest-wait", "60", "--once"},
+                     dest_dir, "--dest-wait", "60", "--once"},
                     base_ + "/receiver.log");
     EXPECT_TRUE(WaitForText(base_ + "/receiver.log", "listening", 10000));
     return r;
@@ -117,6 +118,28 @@ class LibvirtE2E : public ::testing::Test {
     return argv;
   }
 
+  // Hard links to each domain's RAM file on a: the source's final RAM, still there once
+  // libvirt has removed the source domain.
+  void KeepSourceRam(std::vector<std::string>* kept) {
+    for (int i = 1; i <= 3; ++i) {
+      auto ram = Glob(base_ + "/a/ram/libvirt/qemu/*-vm" + std::to_string(i) + "/*");
+      ASSERT_EQ(ram.size(), 1u) << "RAM file of vm" << i;
+      kept->push_back(base_ + "/kept-vm" + std::to_string(i) + ".ram");
+      ASSERT_EQ(link(ram[0].c_str(), kept->back().c_str()), 0);
+    }
+  }
+  // Each domain's RAM on b equals what `kept` holds, byte for byte.
+  void ExpectRamArrived(const std::vector<std::string>& kept) {
+    for (int i = 1; i <= 3; ++i) {
+      std::string vm = "vm" + std::to_string(i);
+      auto ram = Glob(base_ + "/b/ram/libvirt/qemu/*-" + vm + "/*");
+      ASSERT_EQ(ram.size(), 1u) << "RAM file of " << vm << " on b";
+      auto diff = testbed::CompareRamFiles(kept[i - 1], ram[0]);
+      ASSERT_TRUE(diff.ok()) << diff.status().message();
+      EXPECT_EQ(diff->differing_pages, 0u) << vm << " first at 0x" << std::hex << diff->first_diff_offset;
+    }
+  }
+
   // gangmig proxy on host a for peer b (whose receiver maps names to /run/gangmig/b), its
   // sockets there once it serves all three domains.
   Child StartProxy() {
@@ -128,14 +151,6 @@ class LibvirtE2E : public ::testing::Test {
                     base_ + "/proxy.log");
     EXPECT_TRUE(WaitForText(base_ + "/proxy.log", "ready: 3 sockets", 20000)) << ReadFile(base_ + "/proxy.log");
     return p;
-  }
-  Child StartProxyReceiver() {
-    Child r = Spawn({"/usr/bin/nsenter", "--mount=" + Ns("b"), GANGMIG_BINARY, "receive", "--listen",
-                     "127.0.0.1:" + std::to_string(port_), "--key-file", key_, "--dest-dir",
-                     "/run/gangmig/b", "--dest-wait", "60", "--once"},
-                    base_ + "/receiver.log");
-    EXPECT_TRUE(WaitForText(base_ + "/receiver.log", "listening", 10000));
-    return r;
   }
   // `virsh migrate` of vm1..vm3 from `from` to `to`, all started at once, as an
   // orchestrator would run them; each one's exit status and output.
@@ -180,27 +195,16 @@ class LibvirtE2E : public ::testing::Test {
 // bytes crossed than the streams held.
 TEST_F(LibvirtE2E, GangOfDomainsMigratesThroughGangmig) {
   std::vector<std::string> kept;
-  for (int i = 1; i <= 3; ++i) {
-    auto ram = Glob(base_ + "/a/ram/libvirt/qemu/*-vm" + std::to_string(i) + "/*");
-    ASSERT_EQ(ram.size(), 1u) << "RAM file of vm" << i;
-    kept.push_back(base_ + "/kept-vm" + std::to_string(i) + ".ram");
-    ASSERT_EQ(link(ram[0].c_str(), kept.back().c_str()), 0);
-  }
+  ASSERT_NO_FATAL_FAILURE(KeepSourceRam(&kept));
   Child receiver = StartReceiver();
   Child m = Spawn(MigrateArgv({"--persistent", "--undefinesource", "--suspend"}),
                   base_ + "/migrate.log");
   ASSERT_EQ(Wait(m, 300000), 0) << ReadFile(base_ + "/migrate.log") << ReadFile(base_ + "/receiver.log");
   EXPECT_EQ(Wait(receiver, 30000), 0) << ReadFile(base_ + "/receiver.log");
   EXPECT_EQ(Trim(List("a")), "");
-  for (int i = 1; i <= 3; ++i) {
-    std::string vm = "vm" + std::to_string(i);
-    EXPECT_EQ(Trim(Sh("virsh -q -c '" + Uri("b") + "' domstate " + vm).second), "paused") << vm;
-    auto ram = Glob(base_ + "/b/ram/libvirt/qemu/*-" + vm + "/*");
-    ASSERT_EQ(ram.size(), 1u) << "RAM file of " << vm << " on b";
-    auto diff = testbed::CompareRamFiles(kept[i - 1], ram[0]);
-    ASSERT_TRUE(diff.ok()) << diff.status().message();
-    EXPECT_EQ(diff->differing_pages, 0u) << vm << " first at 0x" << std::hex << diff->first_diff_offset;
-  }
+  for (int i = 1; i <= 3; ++i)
+    EXPECT_EQ(Trim(Sh("virsh -q -c '" + Uri("b") + "' domstate vm" + std::to_string(i)).second), "paused");
+  ExpectRamArrived(kept);
   nlohmann::json r = nlohmann::json::parse(ReadFile(base_ + "/report.json"), nullptr, false);
   ASSERT_FALSE(r.is_discarded());
   for (const auto& vm : r["vms"]) {
@@ -220,26 +224,14 @@ TEST_F(LibvirtE2E, GangOfDomainsMigratesThroughGangmig) {
 // every domain arrives with its RAM identical.
 TEST_F(LibvirtE2E, ParallelConnectionsAreRelayedInOrder) {
   std::vector<std::string> kept;
-  for (int i = 1; i <= 3; ++i) {
-    auto ram = Glob(base_ + "/a/ram/libvirt/qemu/*-vm" + std::to_string(i) + "/*");
-    ASSERT_EQ(ram.size(), 1u) << "RAM file of vm" << i;
-    kept.push_back(base_ + "/kept-vm" + std::to_string(i) + ".ram");
-    ASSERT_EQ(link(ram[0].c_str(), kept.back().c_str()), 0);
-  }
+  ASSERT_NO_FATAL_FAILURE(KeepSourceRam(&kept));
   Child receiver = StartReceiver();
   Child m = Spawn(MigrateArgv({"--parallel", "--persistent", "--undefinesource", "--suspend"}),
                   base_ + "/migrate.log");
   ASSERT_EQ(Wait(m, 300000), 0) << ReadFile(base_ + "/migrate.log") << ReadFile(base_ + "/receiver.log");
   EXPECT_EQ(Wait(receiver, 30000), 0) << ReadFile(base_ + "/receiver.log");
   EXPECT_EQ(Trim(List("a")), "");
-  for (int i = 1; i <= 3; ++i) {
-    std::string vm = "vm" + std::to_string(i);
-    auto ram = Glob(base_ + "/b/ram/libvirt/qemu/*-" + vm + "/*");
-    ASSERT_EQ(ram.size(), 1u) << "RAM file of " << vm << " on b";
-    auto diff = testbed::CompareRamFiles(kept[i - 1], ram[0]);
-    ASSERT_TRUE(diff.ok()) << diff.status().message();
-    EXPECT_EQ(diff->differing_pages, 0u) << vm << " first at 0x" << std::hex << diff->first_diff_offset;
-  }
+  ExpectRamArrived(kept);
   nlohmann::json r = nlohmann::json::parse(ReadFile(base_ + "/report.json"), nullptr, false);
   ASSERT_FALSE(r.is_discarded());
   for (const auto& vm : r["vms"]) {
@@ -275,13 +267,8 @@ TEST_F(LibvirtE2E, ReceiverKilledMidwayLeavesEveryDomainOnTheSource) {
 // what plain QEMU puts on the link) is more than the proxy's session sent.
 TEST_F(LibvirtE2E, ProxyJoinsVirshMigrationsStartedInParallel) {
   std::vector<std::string> kept;
-  for (int i = 1; i <= 3; ++i) {
-    auto ram = Glob(base_ + "/a/ram/libvirt/qemu/*-vm" + std::to_string(i) + "/*");
-    ASSERT_EQ(ram.size(), 1u) << "RAM file of vm" << i;
-    kept.push_back(base_ + "/kept-vm" + std::to_string(i) + ".ram");
-    ASSERT_EQ(link(ram[0].c_str(), kept.back().c_str()), 0);
-  }
-  Child receiver = StartProxyReceiver();
+  ASSERT_NO_FATAL_FAILURE(KeepSourceRam(&kept));
+  Child receiver = StartReceiver("/run/gangmig/b");
   Child proxy = StartProxy();
   for (int i = 1; i <= 3; ++i)
     EXPECT_EQ(NotSocket(base_ + "/a/run/gangmig/b/vm" + std::to_string(i) + ".sock"), "") << i;
@@ -290,14 +277,11 @@ TEST_F(LibvirtE2E, ProxyJoinsVirshMigrationsStartedInParallel) {
   for (const auto& [rc, out] : runs) EXPECT_EQ(rc, 0) << out << ReadFile(base_ + "/proxy.log");
   EXPECT_EQ(Wait(receiver, 30000), 0) << ReadFile(base_ + "/receiver.log");
   EXPECT_EQ(Trim(List("a")), "");
+  for (int i = 1; i <= 3; ++i)
+    EXPECT_EQ(Trim(Sh("virsh -q -c '" + Uri("b") + "' domstate vm" + std::to_string(i)).second), "paused");
+  ExpectRamArrived(kept);
   for (int i = 1; i <= 3; ++i) {
     std::string vm = "vm" + std::to_string(i);
-    EXPECT_EQ(Trim(Sh("virsh -q -c '" + Uri("b") + "' domstate " + vm).second), "paused") << vm;
-    auto ram = Glob(base_ + "/b/ram/libvirt/qemu/*-" + vm + "/*");
-    ASSERT_EQ(ram.size(), 1u) << "RAM file of " << vm << " on b";
-    auto diff = testbed::CompareRamFiles(kept[i - 1], ram[0]);
-    ASSERT_TRUE(diff.ok()) << diff.status().message();
-    EXPECT_EQ(diff->differing_pages, 0u) << vm << " first at 0x" << std::hex << diff->first_diff_offset;
     EXPECT_EQ(Sh("virsh -c '" + Uri("b") + "' resume " + vm).first, 0) << vm;
     EXPECT_EQ(Trim(Sh("virsh -q -c '" + Uri("b") + "' domstate " + vm).second), "running") << vm;
   }
@@ -339,7 +323,7 @@ TEST_F(LibvirtE2E, ProxyJoinsVirshMigrationsStartedInParallel) {
 // libvirt keeps every domain running on a, none is on b, the proxy logs each VM's
 // failure and keeps serving.
 TEST_F(LibvirtE2E, ProxyReceiverKilledMidwayLeavesEveryDomainOnTheSource) {
-  Child receiver = StartProxyReceiver();
+  Child receiver = StartReceiver("/run/gangmig/b");
   Child proxy = StartProxy();
   std::vector<Child> runs;
   for (int i = 1; i <= 3; ++i) {
