@@ -10,7 +10,12 @@
 #                                           defines and starts a TCG domain NAME from the
 #                                           project's guest image, its RAM a file in
 #                                           BASE/HOST/ram (memory_backing_dir); its
-#                                           workload re-dirties DIRTY_RATE pages/s (200)
+#                                           workload re-dirties DIRTY_RATE pages/s (200).
+#                                           DISK_MIB=N in the environment: also a raw
+#                                           disk of N MiB (half random), at
+#                                           /var/lib/libvirt/images/NAME.img on HOST, and
+#                                           an empty one of that size on the other host
+#                                           (--copy-storage-all copies into it)
 #   scripts/libvirt-hosts.sh stop BASE      stops both daemons (and their domains)
 #
 # Per host: BASE/HOST/run/gangmig is where migration sockets go (a domain migrated with
@@ -80,6 +85,16 @@ case $cmd in
     # QEMU 7.2 TCG's dirty-tracking loss (docs/DESIGN.md) cannot apply here: RAM checks
     # need guests that do not write during the migration (DIRTY_RATE 0).
     kib=$((mem * 1024))
+    disk_xml=""
+    if [ -n "${DISK_MIB:-}" ]; then
+      other=a; [ "$h" = a ] && other=b
+      mkdir -p "$base/$h/lib/images" "$base/$other/lib/images"
+      img="$base/$h/lib/images/$name.img"
+      head -c $((DISK_MIB / 2 * 1048576)) /dev/urandom > "$img"
+      truncate -s "${DISK_MIB}M" "$img"
+      truncate -s "${DISK_MIB}M" "$base/$other/lib/images/$name.img"
+      disk_xml="<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='/var/lib/libvirt/images/$name.img'/><target dev='vda' bus='virtio'/></disk>"
+    fi
     xml="$base/$h/$name.xml"
     cat > "$xml" <<EOF
 <domain type='qemu'>
@@ -99,6 +114,7 @@ case $cmd in
     <serial type='file'><source path='$base/$h/$name.serial'/><target port='0'/></serial>
     <console type='file'><source path='$base/$h/$name.serial'/><target type='serial' port='0'/></console>
     <memballoon model='none'/>
+    $disk_xml
   </devices>
 </domain>
 EOF

@@ -68,8 +68,11 @@ const char kMigrateHelp[] =
     "                     (--p2p), e.g. qemu+ssh://dest/system\n"
     "  --socket-dir DIR   where the streams' sockets go (default /run/gangmig)\n"
     "  --libvirt-flag F   one more `virsh migrate` flag, e.g. --persistent,\n"
-    "                     --undefinesource, --auto-converge; --tunnelled and\n"
-    "                     --copy-storage-* are refused (no socket to take / not relayed)\n"
+    "                     --undefinesource, --auto-converge, --parallel (multifd: its\n"
+    "                     extra connections are relayed verbatim), --copy-storage-all\n"
+    "                     (the disk copy goes through DIR/DOMAIN.disks.sock, relayed\n"
+    "                     verbatim as the stream DOMAIN.disks); --tunnelled is refused\n"
+    "                     (no socket to take)\n"
     "  --direct           baseline: plain QEMU migration of each VM straight to its\n"
     "                     destination, same report; no receiver needed. SPEC then adds\n"
     "                     dest=tcp:HOST:PORT (-incoming) and optionally dest-qmp=PATH\n"
@@ -130,8 +133,8 @@ const char kProxyHelp[] =
     "                      --dest-window, --timeout]\n\n"
     "A daemon on a source host for orchestrators that drive libvirt themselves (Nova,\n"
     "KubeVirt, scripts): it never touches QMP or starts a migration. For each peer it\n"
-    "keeps DIR/NAME/ with a listening socket DOMAIN.sock per domain running here. A\n"
-    "migration started as\n\n"
+    "keeps DIR/NAME/ with a listening socket DOMAIN.sock per domain running here (and\n"
+    "DOMAIN.disks.sock for its disk copy, relayed verbatim). A migration started as\n\n"
     "  virsh migrate --live --p2p DOMAIN qemu+ssh://PEERHOST/system \\\n"
     "        --migrateuri unix:///run/gangmig/NAME/DOMAIN.sock\n\n"
     "makes the source QEMU connect to that socket here, and libvirt's destination QEMU\n"
@@ -403,12 +406,12 @@ int RunMigrate(const Args& args) {
         return Usage(kMigrateHelp, "--libvirt-flag --tunnelled: a tunnelled migration goes "
                                    "through libvirt's own connection, with no socket for "
                                    "gangmig to take");
-      if (v.rfind("--copy-storage", 0) == 0)
-        return Usage(kMigrateHelp, "--libvirt-flag " + v + ": disk copy needs its own NBD "
-                                   "connection (--disks-uri), which gangmig does not relay yet");
-      if (v.rfind("--", 0) != 0 || v == "--migrateuri" || v == "--live" || v == "--p2p")
+      if (v.rfind("--", 0) != 0 || v == "--migrateuri" || v == "--live" || v == "--p2p" ||
+          v == "--disks-uri" || v == "--disks-port")
         return Usage(kMigrateHelp, "--libvirt-flag " + v + ": not a flag gangmig may pass on "
-                                   "(gangmig sets --live --p2p and --migrateuri itself)");
+                                   "(gangmig sets --live --p2p, --migrateuri and --disks-uri "
+                                   "itself)");
+      if (v == "--copy-storage-all" || v == "--copy-storage-inc") libvirt.copy_storage = true;
       libvirt.extra_args.push_back(v);
     } else if (k == "--cache") {
       opt.cache_dir = v;
@@ -435,6 +438,11 @@ int RunMigrate(const Args& args) {
     if (libvirt.dest_uri.empty())
       return Usage(kMigrateHelp, "--libvirt needs --dest-uri URI (the destination's libvirt)");
     opt.libvirt = libvirt;
+    for (const auto& vm : opt.vms)
+      if (libvirt.copy_storage && !wire::ValidVmName(vm.name + ".disks"))
+        return Usage(kMigrateHelp, "--vm name=" + vm.name + ": with --copy-storage-*, its disk "
+                                   "copy travels as '" + vm.name + ".disks', longer than a "
+                                   "name may be (64)");
   }
   Status valid = migrate::ValidateVmSpecs(opt.vms, direct, use_libvirt);
   if (!valid.ok()) return Usage(kMigrateHelp, valid.message());

@@ -172,9 +172,14 @@ void Proxy::Discover() {
       names.insert(line);
     }
   }
+  // Each domain's disk copy (NBD; `virsh migrate --copy-storage-all --disks-uri
+  // unix://DIR/PEER/DOMAIN.disks.sock`) has a socket of its own.
+  std::set<std::string> with_disks = names;
+  for (const std::string& n : names)
+    if (wire::ValidVmName(n + ".disks")) with_disks.insert(n + ".disks");
   for (const std::string& n : names_)
-    if (!n.empty() && n[0] == '!') names.insert(n);  // remembered: said once
-  names_ = std::move(names);
+    if (!n.empty() && n[0] == '!') with_disks.insert(n);  // remembered: said once
+  names_ = std::move(with_disks);
 }
 
 // One listening socket per (peer, name); sockets of names gone are removed. Sessions

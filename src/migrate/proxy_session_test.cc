@@ -56,6 +56,7 @@ std::vector<Bytes> FakeDestination(int listener, size_t conns) {
       continue;
     }
     idle = 0;
+    const size_t polled = p.size() - 1;  // a connection accepted below was not polled yet
     if (p[0].revents & POLLIN) {
       auto c = net::Accept(listener);
       if (c.ok() && c->valid()) {
@@ -64,7 +65,7 @@ std::vector<Bytes> FakeDestination(int listener, size_t conns) {
         got.emplace_back();
       }
     }
-    for (size_t i = 0; i < fds.size(); ++i) {
+    for (size_t i = 0; i < polled; ++i) {
       if (!open[i] || !(p[i + 1].revents & (POLLIN | POLLHUP))) continue;
       ssize_t n = read(fds[i].get(), buf.data(), buf.size());
       if (n > 0) {

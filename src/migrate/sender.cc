@@ -25,10 +25,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <atomic>
 #include <deque>
 #include <future>
 #include <memory>
+#include <string_view>
 #include <thread>
 
 #include "base/clock.h"
@@ -110,9 +112,29 @@ struct Vm {
   std::deque<std::pair<uint64_t, uint64_t>> read_marks;
   uint64_t pages_acked = 0;  // pages the destination has been given
   uint64_t pages_read = 0;   // pages (with zero pages) parsed from the source so far
-  // gangmig proxy: the stream connected by itself (StreamSourceControl); when.
-  bool joined = false;
-  int64_t joined_mono_us = 0;
+  // No control reports its outcome (StreamSourceControl): the stream does. A stream
+  // that joined a proxy session, or a domain's disk copy (NBD) relayed beside it.
+  bool stream_driven = false;
+  int64_t joined_mono_us = 0;  // gangmig proxy: when it joined (0: not a joined stream)
+  bool disk_copy = false;      // NBD: relayed verbatim, its report says so
+  int companion = -1;          // migrate --libvirt: a domain <-> its disk copy (vms_ index)
+  // Return-path bytes for the channel the source has not connected yet: a destination
+  // that speaks first (an NBD server's greeting) answers as soon as the receiver connects.
+  Bytes early_rp;
+  bool early_rp_eof = false;
+};
+
+// The disk copy (NBD) of domain NAME goes through NAME.disks.sock and is carried as the
+// stream NAME.disks (libvirt: --disks-uri).
+constexpr char kDisksSuffix[] = ".disks";
+
+// migrate --libvirt --copy-storage-*: where domain `owner`'s disk copy (NBD) connects.
+// Its stream joins the session (NAME.disks) only when it comes: a domain with no disk
+// to copy never opens one.
+struct DisksListener {
+  size_t owner;
+  std::string path;
+  net::Fd fd;
 };
 
 class Sender {
@@ -136,6 +158,9 @@ class Sender {
   void AcceptChannels(Vm& vm, uint16_t id);
   void TakeJoins();
   void Join(JoinedStream j);
+  void AcceptDisks(DisksListener& d);
+  void AddChannel(Vm& vm, uint16_t id, net::Fd fd);
+  Vm* AddStreamVm(const std::string& name);
   bool LingerOver();
   void ReadChannel(Vm& vm, uint16_t id, uint8_t ch);
   void WriteChannel(Vm& vm, uint8_t ch);
@@ -158,6 +183,7 @@ class Sender {
   const SenderOptions& opt_;
   Report* report_;
   std::vector<std::unique_ptr<Vm>> vms_;
+  std::vector<DisksListener> disks_;
   net::Fd net_;
   std::unique_ptr<wire::RecordSealer> sealer_;
   std::unique_ptr<wire::RecordOpener> opener_;
@@ -265,6 +291,20 @@ Status Sender::Connect() {
   return Status::Ok();
 }
 
+// A listening unix socket at `path`. A stale socket file there is replaced, but never
+// one another process serves (a gangmig proxy for the same directory, say): taking it
+// over would cut that one off.
+Status ListenAt(const std::string& path, net::Fd* out) {
+  if (NotASocket(path).empty() && net::UnixSocketInUse(path))
+    return Status::Error(path + " is in use by another process (a gangmig proxy serving this "
+                         "directory?): give --socket-dir another directory, or let the proxy "
+                         "carry the migration");
+  auto l = net::Listen(net::Address{net::Address::Kind::kUnix, path, "", 0});
+  if (!l.ok()) return l.status();
+  *out = std::move(l).value();
+  return Status::Ok();
+}
+
 Status Sender::PrepareVms() {
   if (opt_.workdir.empty()) {
     char tmpl[] = "/tmp/gangmig-XXXXXX";
@@ -300,25 +340,20 @@ Status Sender::PrepareVms() {
     if (opt_.libvirt) {
       // The same path on both hosts: libvirt's destination QEMU listens there.
       vm->listen_path = opt_.socket_dir + "/" + vm->spec.name + ".sock";
-      if (NotASocket(vm->listen_path).empty()) {
-        // Someone serves it (a gangmig proxy for this peer?): taking it over would cut
-        // that one off.
-        if (net::UnixSocketInUse(vm->listen_path))
-          return Status::Error("vm " + vm->spec.name + ": " + vm->listen_path +
-                               " is in use by another process (a gangmig proxy serving this "
-                               "directory?): give --socket-dir another directory, or let "
-                               "the proxy carry the migration");
-        unlink(vm->listen_path.c_str());  // stale
-      }
     } else {
       vm->listen_path = workdir_ + "/vm" + std::to_string(i) + ".sock";
     }
-    auto l = net::Listen(net::Address{net::Address::Kind::kUnix, vm->listen_path, "", 0});
-    if (!l.ok()) return l.status().WithContext("vm " + vm->spec.name);
-    vm->listener = std::move(l).value();
-    wire::AppendVmOpen(writer_->frames(), uint16_t(i),
+    GANGMIG_RETURN_IF_ERROR(ListenAt(vm->listen_path, &vm->listener).WithContext("vm " + vm->spec.name));
+    wire::AppendVmOpen(writer_->frames(), uint16_t(vms_.size()),
                        wire::SerializeVmOpen({vm->spec.name}));
     vms_.push_back(std::move(vm));
+  }
+  // The disk copies: libvirt connects the source's NBD client to NAME.disks.sock
+  // (--disks-uri), once per disk, and the destination's NBD server listens there on its host.
+  for (size_t owner = 0; opt_.libvirt && opt_.libvirt->copy_storage && owner < opt_.vms.size(); ++owner) {
+    DisksListener d{owner, DisksSocketPath(vms_[owner]->listen_path), {}};
+    GANGMIG_RETURN_IF_ERROR(ListenAt(d.path, &d.fd).WithContext("vm " + vms_[owner]->spec.name + kDisksSuffix));
+    disks_.push_back(std::move(d));
   }
   Flush(/*wait=*/true);
   return SendNow();
@@ -356,13 +391,38 @@ void Sender::AcceptChannels(Vm& vm, uint16_t id) {
   for (;;) {
     auto fd = net::Accept(vm.listener.get());
     if (!fd.ok() || !fd->valid()) return;
-    uint8_t ch = uint8_t(vm.channels.size());
-    Channel c;
-    c.fd = std::move(fd).value();
-    core_->OpenChannel(id, ch);
-    if (ch > 0 && vm.rep->passthrough_reason.empty())
-      vm.rep->passthrough_reason = "extra channels (multifd/postcopy-preempt) are relayed verbatim";
-    vm.channels.push_back(std::move(c));
+    AddChannel(vm, id, std::move(fd).value());
+  }
+}
+
+// The source's next connection for VM `id`: channel 0 is its main stream, any further
+// one (multifd) is relayed verbatim. What the destination already said on it is queued.
+void Sender::AddChannel(Vm& vm, uint16_t id, net::Fd fd) {
+  uint8_t ch = uint8_t(vm.channels.size());
+  core_->OpenChannel(id, ch);
+  if (ch > 0 && vm.rep->passthrough_reason.empty())
+    vm.rep->passthrough_reason = "extra channels (multifd/postcopy-preempt) are relayed verbatim";
+  Channel c;
+  c.fd = std::move(fd);
+  c.to_qemu.Append(vm.early_rp);
+  c.rp_eof = vm.early_rp_eof;
+  vm.early_rp.clear();
+  vm.early_rp_eof = false;
+  vm.channels.push_back(std::move(c));
+}
+
+// A disk copy connection of a domain: the first one opens NAME.disks, each further one
+// (one per disk) is one more of its channels; all are relayed verbatim.
+void Sender::AcceptDisks(DisksListener& d) {
+  for (;;) {
+    auto fd = net::Accept(d.fd.get());
+    if (!fd.ok() || !fd->valid()) return;
+    Join({vms_[d.owner]->spec.name + kDisksSuffix, std::move(fd).value()});
+    Vm& owner = *vms_[d.owner];
+    if (owner.companion < 0 && vms_.back()->disk_copy) {
+      owner.companion = int(vms_.size() - 1);
+      vms_.back()->companion = int(d.owner);
+    }
   }
 }
 
@@ -383,38 +443,40 @@ void Sender::Join(JoinedStream j) {
               j.name.c_str(), wire::kMaxChannels);
       return;  // closing it fails that connection
     }
-    uint8_t ch = uint8_t(vm.channels.size());
-    core_->OpenChannel(uint16_t(i), ch);
-    if (vm.rep->passthrough_reason.empty())
-      vm.rep->passthrough_reason = "extra channels (multifd/postcopy-preempt) are relayed verbatim";
-    Channel c;
-    c.fd = std::move(j.fd);
-    vm.channels.push_back(std::move(c));
+    AddChannel(vm, uint16_t(i), std::move(j.fd));
     return;
   }
-  if (vms_.size() >= wire::kMaxVms) {
+  Vm* vm = AddStreamVm(j.name);
+  if (!vm) {
     fprintf(stderr, "gangmig proxy: vm %s: the session already has %zu VMs; stream refused\n",
             j.name.c_str(), wire::kMaxVms);
-    return;
+    return;  // closing it fails that connection
   }
+  vm->joined_mono_us = MonotonicMicros();
+  std::string_view name = j.name;
+  vm->disk_copy = name.size() > strlen(kDisksSuffix) &&
+                  name.substr(name.size() - strlen(kDisksSuffix)) == kDisksSuffix;
+  AddChannel(*vm, uint16_t(vms_.size() - 1), std::move(j.fd));
+  idle_since_us_ = 0;
+}
+
+// A VM whose outcome only its stream tells (StreamSourceControl), announced to the
+// receiver (VM_OPEN); null if the session has no room for it.
+Vm* Sender::AddStreamVm(const std::string& name) {
+  if (vms_.size() >= wire::kMaxVms) return nullptr;
   uint16_t id = uint16_t(vms_.size());
-  report_->vms.push_back(MakeVmReport(j.name));
+  report_->vms.push_back(MakeVmReport(name));
   for (size_t i = 0; i < vms_.size(); ++i) vms_[i]->rep = &report_->vms[i];  // may have moved
   auto vm = std::make_unique<Vm>();
-  vm->spec.name = j.name;
+  vm->spec.name = name;
   vm->rep = &report_->vms.back();
   vm->control = std::make_unique<StreamSourceControl>();
-  vm->joined = true;
-  vm->joined_mono_us = MonotonicMicros();
+  vm->stream_driven = true;
   vm->rep->start_us = WallMicros();
   vm->rep->phase = "streaming";
-  wire::AppendVmOpen(writer_->frames(), id, wire::SerializeVmOpen({j.name}));
-  core_->OpenChannel(id, 0);
-  Channel c;
-  c.fd = std::move(j.fd);
-  vm->channels.push_back(std::move(c));
+  wire::AppendVmOpen(writer_->frames(), id, wire::SerializeVmOpen({name}));
   vms_.push_back(std::move(vm));
-  idle_since_us_ = 0;
+  return vms_.back().get();
 }
 
 // gangmig proxy: every VM is done and none joined for linger_ms; the queue is then
@@ -471,7 +533,8 @@ void Sender::UpdateVmReport(Vm& vm, uint16_t id) {
   const qemu_stream::StreamParser& parser = core_->parser(id);
   vm.rep->zero_pages = parser.stats().zero_pages;
   if (parser.mode() == qemu_stream::ParseMode::kPassThrough) {
-    vm.rep->passthrough_reason = parser.fallback_reason();
+    vm.rep->passthrough_reason =
+        vm.disk_copy ? "disk copy (NBD), relayed verbatim" : parser.fallback_reason();
     vm.rep->passthrough_bytes = parser.stats().passthrough_bytes + st.extra_channel_bytes;
   }
 }
@@ -508,7 +571,7 @@ Status Sender::OnVmEvent(Vm& vm, const wire::VmEventMessage& ev) {
     vm.rep->dest_delivered_us = ev.delivered_us;
   } else if (ev.event == "failed") {
     std::string err = "destination: " + ev.error;
-    if (!vm.ready && !vm.joined) {
+    if (!vm.ready && vm.joined_mono_us == 0) {
       vm.rep->error = err;  // before any migration started: WaitAllReady reports it
     } else {
       Fail(vm, err);
@@ -546,7 +609,20 @@ Status Sender::OnFrame(const wire::Frame& f) {
   }
   if (f.type != FrameType::kRpData && f.type != FrameType::kRpEof)
     return Status::Error("receiver sent an unexpected frame type " + std::to_string(int(f.type)));
-  if (f.channel >= vm.channels.size())
+  if (f.channel == vm.channels.size()) {  // the destination spoke first (NBD)
+    if (f.type == FrameType::kRpEof) {
+      vm.early_rp_eof = true;
+    } else if (vm.early_rp.size() + f.payload.size() > kMaxReturnPathQueued) {
+      return Status::Error("receiver sent more than " + std::to_string(kMaxReturnPathQueued) +
+                           " return-path bytes for channel " + std::to_string(f.channel) +
+                           " of vm " + vm.spec.name + " before its source connected");
+    } else {
+      vm.early_rp.insert(vm.early_rp.end(), f.payload.begin(), f.payload.end());
+      vm.rep->rp_bytes += f.payload.size();
+    }
+    return Status::Ok();
+  }
+  if (f.channel > vm.channels.size())
     return Status::Error("receiver sent return-path bytes for unknown channel " +
                          std::to_string(f.channel) + " of vm " + vm.spec.name);
   Channel& c = vm.channels[f.channel];
@@ -612,6 +688,7 @@ Status Sender::Step(int timeout_ms) {
   bool rp_room = true;
   for (const auto& v : vms_)
     for (const Channel& c : v->channels) rp_room = rp_room && c.to_qemu.size() < kMaxReturnPathQueued;
+  for (const auto& v : vms_) rp_room = rp_room && v->early_rp.size() < kMaxReturnPathQueued / 2;
   fds.push_back({net_.get(), short((rp_room ? POLLIN : 0) | (net_out_.empty() ? 0 : POLLOUT)), 0});
   slots.push_back({-1, -1});
   if (seal_->pending_bodies() > 0) {  // wakes us when a body is compressed
@@ -621,6 +698,12 @@ Status Sender::Step(int timeout_ms) {
   if (opt_.joins) {  // gangmig proxy: streams joining the session
     fds.push_back({opt_.joins->wake_fd(), POLLIN, 0});
     slots.push_back({-3, -1});
+  }
+  for (size_t k = 0; k < disks_.size(); ++k) {  // disk copies while their domain goes
+    if (vms_[disks_[k].owner]->finished) disks_[k].fd.Reset();
+    if (!disks_[k].fd.valid()) continue;
+    fds.push_back({disks_[k].fd.get(), POLLIN, 0});
+    slots.push_back({-4, int(k)});
   }
   std::vector<size_t> order;  // stopping VMs first: they are served first in each round
   for (size_t i = 0; i < vms_.size(); ++i)
@@ -640,7 +723,7 @@ Status Sender::Step(int timeout_ms) {
     // QEMU's switchover estimate holds and no backlog is left to load in the downtime.
     bool window_open =
         opt_.dest_window_pages == 0 || vm.pages_read - vm.pages_acked < opt_.dest_window_pages;
-    // A joined stream waits (in its socket) until the receiver has its destination.
+    // A stream waits (in its socket) until the receiver has its destination.
     bool read_this = vm.ready && room && window_open &&
                      (stopping[i] || !any_stopping || little_queued);
     for (size_t ch = 0; ch < vm.channels.size(); ++ch) {
@@ -661,6 +744,10 @@ Status Sender::Step(int timeout_ms) {
     if (slots[k].vm == -2) continue;  // Flush() below collects the compressed bodies
     if (slots[k].vm == -3) {
       TakeJoins();  // after this loop's slots: they index vms_, which only grows
+      continue;
+    }
+    if (slots[k].vm == -4) {
+      AcceptDisks(disks_[size_t(slots[k].ch)]);
       continue;
     }
     if (slots[k].vm < 0) {
@@ -712,11 +799,13 @@ void Sender::CheckSources() {
     Vm& vm = *vmp;
     if (vm.finished) continue;
     VmSnapshot s = vm.control->Snapshot();
-    if (vm.joined) {
+    if (vm.stream_driven) {
       // Nothing but the stream tells: the source stopped when its last round (RAM END)
       // began, and its part is done once it closed the main channel.
       s.stop_us = vm.rep->ram_end_us;
       if (!vm.channels.empty() && vm.channels[0].read_closed) s.migration_status = "completed";
+    }
+    if (vm.joined_mono_us) {
       int64_t now = MonotonicMicros();
       if (!vm.ready && now - vm.joined_mono_us > timeouts::kDestinationsReadyMs * 1000LL) {
         Fail(vm, "the receiver did not confirm the destination within " +
@@ -770,6 +859,11 @@ void Sender::Fail(Vm& vm, const std::string& why) {
   vm.rep->phase = "failed";
   vm.rep->error = why;
   RollBack(vm);
+  // A domain and its disk copy fail together (libvirt would abort the one whose partner
+  // broke; closing it at once is sooner).
+  if (vm.companion >= 0)
+    Fail(*vms_[vm.companion], vm.disk_copy ? "its disk copy failed: " + why
+                                           : "its domain's migration failed: " + why);
 }
 
 void Sender::RollBack(Vm& vm) {
@@ -835,6 +929,7 @@ void Sender::Finish() {
   }
   if (own_workdir_ || opt_.libvirt) {
     for (auto& vm : vms_) unlink(vm->listen_path.c_str());
+    for (auto& d : disks_) unlink(d.path.c_str());
   }
   if (own_workdir_) rmdir(workdir_.c_str());
 }

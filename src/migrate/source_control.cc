@@ -173,6 +173,12 @@ Result<CommandResult> RunCommand(const std::vector<std::string>& argv, int timeo
   return Collect(spawned->first, spawned->second, MonotonicMicros() + timeout_ms * 1000LL);
 }
 
+std::string DisksSocketPath(const std::string& stream_path) {
+  std::string base = stream_path;
+  if (base.size() > 5 && base.compare(base.size() - 5, 5, ".sock") == 0) base.resize(base.size() - 5);
+  return base + ".disks.sock";
+}
+
 LibvirtSourceControl::~LibvirtSourceControl() {
   if (watcher_.joinable()) watcher_.join();
 }
@@ -203,6 +209,7 @@ Status LibvirtSourceControl::Start(const std::string& path) {
   std::vector<std::string> argv = {"virsh", "-c", target_.source_uri, "migrate", "--live", "--p2p"};
   argv.insert(argv.end(), target_.extra_args.begin(), target_.extra_args.end());
   argv.insert(argv.end(), {domain_, target_.dest_uri, "--migrateuri", "unix://" + path});
+  if (target_.copy_storage) argv.insert(argv.end(), {"--disks-uri", "unix://" + DisksSocketPath(path)});
   auto spawned = Spawn(argv);
   if (!spawned.ok()) return spawned.status().WithContext("virsh migrate");
   {

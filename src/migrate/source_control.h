@@ -68,7 +68,13 @@ struct LibvirtTarget {
   std::string source_uri;  // e.g. qemu:///system
   std::string dest_uri;    // e.g. qemu+ssh://dest/system (libvirt connects to it: --p2p)
   std::vector<std::string> extra_args;  // more `virsh migrate` flags (--persistent, ...)
+  // --copy-storage-all/-inc among them: the disk copy (NBD) goes through a socket of its
+  // own beside the stream's, DIR/DOMAIN.disks.sock (`virsh migrate --disks-uri`).
+  bool copy_storage = false;
 };
+
+// The disk copy's socket beside a stream's socket DIR/NAME.sock: DIR/NAME.disks.sock.
+std::string DisksSocketPath(const std::string& stream_path);
 
 class LibvirtSourceControl : public SourceControl {
  public:
