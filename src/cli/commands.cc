@@ -79,16 +79,17 @@ const char kMigrateHelp[] =
     "  --report FILE      write per-VM and total figures as JSON\n"
     "  --timeout SEC      give up and roll back after SEC seconds (default 900)\n"
     "  --max-buffer MIB   link bytes queued before sources are throttled (default 1)\n"
-    "  --verify-copies MIB  memory for copies of sent pages (default 1024). A page is\n"
+    "  --verify-copies MIB  pages sent that get a copy (default 1024). A page is\n"
     "                     referenced only after its content is proven equal to one\n"
     "                     already sent: byte by byte against such a copy, or by SHA-256\n"
-    "                     once the copies use this much (slower: ~2.5 us per page)\n"
+    "                     for pages without one (~2.5 us per page)\n"
     "  --page-ram MIB     of those copies, the newest this much stay in RAM (default\n"
-    "                     128; 0 = all); older ones go to a private, nameless spill\n"
-    "                     file and are read back when needed, so memory stays bounded\n"
-    "                     whatever the gang's size\n"
-    "  --spill-dir DIR    where that file goes (default /var/tmp; it needs up to\n"
-    "                     --verify-copies of space, and is gone when gangmig exits)\n"
+    "                     128; 0 = all); an older one is replaced by its SHA-256\n"
+    "                     (~1 us per page, 32 bytes), so memory stays bounded whatever\n"
+    "                     the gang's size; only pages with a copy can be delta bases\n"
+    "  --spill-dir DIR    instead, move older copies to a private, nameless spill file\n"
+    "                     in DIR (up to --verify-copies of space, gone when gangmig\n"
+    "                     exits): more delta bases, but slower (page-cache writes)\n"
     "  --cache DIR        keep every distinct page sent in this host's page cache (the\n"
     "                     format and rules of `receive --cache`): when the VMs later\n"
     "                     migrate back to a receiver here with the same --cache DIR,\n"
@@ -447,7 +448,7 @@ int RunMigrate(const Args& args) {
   Status valid = migrate::ValidateVmSpecs(opt.vms, direct, use_libvirt);
   if (!valid.ok()) return Usage(kMigrateHelp, valid.message());
   if (opt.timeout_s <= 0) return Usage(kMigrateHelp, "--timeout must be a positive number");
-  if (!direct && opt.page_ram != UINT64_MAX) {
+  if (!direct && opt.page_ram != UINT64_MAX && !opt.spill_dir.empty()) {
     Status spill = CheckSpillDir(opt.spill_dir);
     if (!spill.ok()) return Usage(kMigrateHelp, spill.message());
   }
@@ -530,7 +531,7 @@ int RunProxy(const Args& args) {
   opt.session.compression = enc.compression;
   opt.session.features = enc.features;
   opt.session.required_features = enc.required_features;
-  if (opt.session.page_ram != UINT64_MAX) {
+  if (opt.session.page_ram != UINT64_MAX && !opt.session.spill_dir.empty()) {
     Status spill = CheckSpillDir(opt.session.spill_dir);
     if (!spill.ok()) return Usage(kProxyHelp, spill.message());
   }

@@ -53,7 +53,8 @@ const char kDemoHelp[] =
     "  --link-mbit N      link rate; 0 = unshaped loopback (default 1000)\n"
     "  --guest-dir DIR    guest image (default $GANGMIG_GUEST_DIR or guest/out)\n"
     "  --report FILE      write every run's figures as JSON\n"
-    "  --compress, --delta, --dest-window  passed to gangmig's sender (migrate --help)\n"
+    "  --compress, --delta, --dest-window, --verify-copies  passed to gangmig's sender\n"
+    "                     (migrate --help)\n"
     "  --threads N        compression threads of both gangmig ends (default one per CPU)\n";
 
 namespace {
@@ -64,6 +65,7 @@ struct DemoOptions {
   int vms = 4, mem = 256, workload = 64, dirty_rate = 200, link_mbit = 1000;
   std::string guest_dir, report;
   int64_t dest_window = -1;  // -1: the sender's default
+  int64_t verify_copies = -1;  // MiB; -1: the sender's default
   int64_t threads = -1;      // -1: sender's and receiver's default
   EncodingChoice enc{.compression = migrate::SenderOptions{}.compression,
                      .features = migrate::SenderOptions{}.features};
@@ -194,13 +196,14 @@ int RunDemo(const Args& args) {
         fprintf(stderr, "gangmig demo: %s\n", st.message().c_str());
         return 2;
       }
-    } else if (k == "--dest-window" || k == "--threads") {
+    } else if (k == "--dest-window" || k == "--threads" || k == "--verify-copies") {
       auto n = ParseNumber(k, v, 0, k == "--threads" ? 64 : 1 << 24);
       if (!n.ok()) {
         fprintf(stderr, "gangmig demo: %s\n", n.status().message().c_str());
         return 2;
       }
-      (k == "--threads" ? o.threads : o.dest_window) = int64_t(*n);
+      (k == "--threads" ? o.threads : k == "--verify-copies" ? o.verify_copies : o.dest_window) =
+          int64_t(*n);
     } else if (k == "--guest-dir")
       o.guest_dir = v;
     else if (k == "--report")
@@ -248,6 +251,7 @@ int RunDemo(const Args& args) {
   tuning.features = o.enc.features;
   tuning.required_features = o.enc.required_features;
   if (o.dest_window >= 0) tuning.dest_window_pages = uint64_t(o.dest_window);
+  if (o.verify_copies >= 0) tuning.verify_copies = uint64_t(o.verify_copies) << 20;
   tuning.threads = int(o.threads);
   Run gang = RunOnce(Mode::kGang, c, key_file, tuning);
   Run direct, multifd;

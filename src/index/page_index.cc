@@ -31,25 +31,6 @@
 
 namespace gangmig::index {
 
-Fingerprinter::Fingerprinter()
-    : md_(EVP_MD_fetch(nullptr, "SHA256", nullptr)), ctx_(EVP_MD_CTX_new()) {
-  if (md_ == nullptr || ctx_ == nullptr) std::abort();  // OpenSSL without SHA-256: unusable
-}
-
-Fingerprinter::~Fingerprinter() {
-  EVP_MD_CTX_free(ctx_);
-  EVP_MD_free(md_);
-}
-
-Digest Fingerprinter::Of(ByteView page) {
-  Digest d;
-  unsigned int len = 0;
-  EVP_DigestInit_ex2(ctx_, md_, nullptr);
-  EVP_DigestUpdate(ctx_, page.data(), page.size());
-  EVP_DigestFinal_ex(ctx_, d.bytes.data(), &len);
-  return d;
-}
-
 // AVX2 hashes a page in ~0.1 µs, SSE2 (the x86-64 baseline) in ~0.25 µs.
 FastHash FastHashOf(ByteView page, uint64_t seed, int bits) {
   static const bool avx2 = __builtin_cpu_supports("avx2");
@@ -69,10 +50,25 @@ FastHash FastHashOf(ByteView page, uint64_t seed, int bits) {
   return f;
 }
 
+namespace {
+PageStore::Options StoreOptions(const PageIndex::Options& o,
+                                std::function<void(uint32_t, const uint8_t*)> on_drop) {
+  PageStore::Options s = o.copies;
+  if (o.drop_copies) s.on_drop = std::move(on_drop);
+  return s;
+}
+}  // namespace
+
 PageIndex::PageIndex(const Options& options)
     : options_(options),
       copy_pages_(uint32_t(std::min<uint64_t>(options.copy_budget_bytes / kPageSize, kNone))),
-      copies_(options.copies) {}
+      copies_(StoreOptions(options, [this](uint32_t first, const uint8_t* pages) {
+        // The slab's ids keep their identity as SHA-256 digests.
+        if (digests_.size() < size_t(first) + PageStore::kPagesPerSlab)
+          digests_.resize(size_t(first) + PageStore::kPagesPerSlab);
+        sha_.Many(pages, PageStore::kPagesPerSlab, kPageSize, &digests_[first]);
+        stats_.sha256_pages += PageStore::kPagesPerSlab;
+      })) {}
 
 uint64_t PageIndex::RandomSeed() {
   uint64_t seed = 0;
@@ -105,7 +101,7 @@ PageIndex::Lookup PageIndex::FindOrInsert(ByteView page, const FastHash& key) {
 }
 
 ByteView PageIndex::CopyOf(uint32_t id) {
-  if (id >= copy_pages_) return ByteView();
+  if (!HasCopy(id)) return ByteView();
   auto copy = copies_.Get(id);
   if (copy.ok()) return *copy;
   ++stats_.copy_errors;
@@ -115,11 +111,17 @@ ByteView PageIndex::CopyOf(uint32_t id) {
 // A copy that cannot be read back (the spill file failed) proves nothing: the page then
 // counts as different, which costs a page on the link, never a wrong REF.
 bool PageIndex::Matches(uint32_t id, ByteView page, std::optional<Digest>* sha) {
-  if (id < copy_pages_) {
+  if (HasCopy(id)) {
     ByteView copy = CopyOf(id);
     return !copy.empty() && std::memcmp(copy.data(), page.data(), kPageSize) == 0;
   }
-  return digests_[id - copy_pages_] == Sha(page, sha);
+  return digests_[DigestSlot(id)] == Sha(page, sha);
+}
+
+void PageIndex::SetDigest(uint32_t id, const Digest& d) {
+  size_t slot = DigestSlot(id);
+  if (digests_.size() <= slot) digests_.resize(slot + 1);
+  digests_[slot] = d;
 }
 
 // When a copy cannot be stored (the spill file failed), the copies end there: this id and
@@ -131,13 +133,13 @@ uint32_t PageIndex::Insert(ByteView page, std::optional<Digest>* sha) {
     ++stats_.copy_errors;
     copy_pages_ = id;
   }
-  if (id >= copy_pages_) digests_.push_back(Sha(page, sha));
+  if (id >= copy_pages_) SetDigest(id, Sha(page, sha));
   return id;
 }
 
 const Digest& PageIndex::Sha(ByteView page, std::optional<Digest>* sha) {
   if (!sha->has_value()) {
-    *sha = fp_.Of(page);
+    *sha = sha_.Of(page);
     ++stats_.sha256_pages;
   }
   return **sha;

@@ -2,13 +2,11 @@
 // receiver. Together they decide which page contents already crossed the link.
 //
 // The sender finds candidate duplicates with a fast seeded 128-bit hash (XXH3) and then
-// proves equality: byte by byte against its own copy of the earlier page, or, once the
-// copies reach their memory budget, by SHA-256 (collision resistant, a guest cannot steer
-// it). A fast hash alone never decides that two pages are equal (docs/DESIGN.md,
+// proves equality: byte by byte against its own copy of the earlier page, or, for pages
+// whose copy left RAM (drop_copies) or past the copies' budget, by SHA-256 (collision
+// resistant, a guest cannot steer it). A fast hash alone never decides that two pages are equal (docs/DESIGN.md,
 // "How the sender decides two pages are equal").
 #pragma once
-
-#include <openssl/evp.h>
 
 #include <array>
 #include <cstdint>
@@ -21,30 +19,14 @@
 #include "base/bytes.h"
 #include "index/head_table.h"
 #include "index/page_store.h"
+#include "index/sha256_pages.h"
 
 namespace gangmig::index {
 
 inline constexpr size_t kPageSize = 4096;
 
-struct Digest {
-  std::array<uint8_t, 32> bytes{};
-  bool operator==(const Digest& o) const { return bytes == o.bytes; }
-};
-
-// SHA-256 of page contents, with the OpenSSL context set up once and reused.
-class Fingerprinter {
- public:
-  Fingerprinter();
-  ~Fingerprinter();
-  Fingerprinter(const Fingerprinter&) = delete;
-  Fingerprinter& operator=(const Fingerprinter&) = delete;
-
-  Digest Of(ByteView page);
-
- private:
-  EVP_MD* md_;
-  EVP_MD_CTX* ctx_;
-};
+// SHA-256 of page contents (sha256_pages.h), under the name the rest of gangmig uses.
+using Fingerprinter = Sha256Pages;
 
 // The fast candidate hash (head_table.h) of `page`. `bits` < 128 keeps only the low
 // `bits` bits (tests use it to force collisions).
@@ -61,6 +43,10 @@ class PageIndex {
     int hash_bits = 128;                             // < 128 only in tests
     // Where the copies live: the newest in RAM, older ones in a spill file (page_store.h).
     PageStore::Options copies = {};
+    // Instead of spilling, a copy leaving RAM is replaced by its SHA-256 (computed for a
+    // whole slab at once, sha256_pages.h): no spill file and no page-cache writes, at
+    // ~1 µs per page; such pages can no longer be delta bases (CopyOf is empty).
+    bool drop_copies = false;
   };
   struct Lookup {
     uint32_t id;
@@ -103,6 +89,12 @@ class PageIndex {
   static constexpr int kMaxChain = 8;  // distinct contents kept per fast-hash value
 
   bool Matches(uint32_t id, ByteView page, std::optional<Digest>* sha);
+  bool HasCopy(uint32_t id) const {
+    return id < copy_pages_ && (!options_.drop_copies || id >= copies_.first_resident_id());
+  }
+  void SetDigest(uint32_t id, const Digest& d);
+  // Where id's digest is in digests_: past the copy budget only, or (drop_copies) any id.
+  size_t DigestSlot(uint32_t id) const { return options_.drop_copies ? id : id - copy_pages_; }
   uint32_t Insert(ByteView page, std::optional<Digest>* sha);
   const Digest& Sha(ByteView page, std::optional<Digest>* sha);
 
@@ -111,8 +103,8 @@ class PageIndex {
   HeadTable heads_;              // fast hash -> newest id with it
   std::vector<uint32_t> next_;   // id -> next id with the same fast hash (kNone ends)
   PageStore copies_;             // contents of ids < copy_pages_
-  std::vector<Digest> digests_;  // SHA-256 of ids >= copy_pages_
-  Fingerprinter fp_;
+  std::vector<Digest> digests_;  // [DigestSlot(id)]: SHA-256 of ids without a copy
+  Sha256Pages sha_;
   Stats stats_;
 };
 

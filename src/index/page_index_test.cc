@@ -168,5 +168,56 @@ TEST(PageIndexTest, FailedSpillFallsBackToSha256) {
   EXPECT_FALSE(index.CopyOf(3).empty());
 }
 
+// drop_copies: a copy leaving RAM is replaced by its SHA-256, computed for the whole slab
+// at once. Repeats of dropped pages are still found (by digest), pages that only share
+// the fast hash with a dropped one are not, nothing is spilled, and only pages still in
+// RAM can be delta bases.
+TEST(PageIndexTest, DroppedCopiesProveRepeatsBySha256) {
+  const PageStore::Options two_slabs = {.resident_bytes = 1, .spill_dir = ""};
+  PageIndex index({.seed = 3, .copies = two_slabs, .drop_copies = true});
+  const int n = 3000;  // ~6 slabs, 2 resident
+  for (int i = 0; i < n; ++i) ASSERT_EQ(index.FindOrInsert(Page(0, size_t(i), 7)).id, uint32_t(i));
+  EXPECT_EQ(index.bytes_spilled(), 0u);
+  EXPECT_EQ(index.stats().sha256_pages, 4u * PageStore::kPagesPerSlab);  // slabs 0-3 dropped
+  for (int i = 0; i < n; i += 7) {
+    auto again = index.FindOrInsert(Page(0, size_t(i), 7));
+    ASSERT_FALSE(again.inserted) << i;
+    ASSERT_EQ(again.id, uint32_t(i));
+  }
+  EXPECT_TRUE(index.CopyOf(5).empty());
+  EXPECT_EQ(Bytes(index.CopyOf(n - 1).begin(), index.CopyOf(n - 1).end()), Page(0, size_t(n - 1), 7));
+  EXPECT_EQ(index.stats().copy_errors, 0u);
+
+  // 6-bit fast hashes: new pages share theirs with dropped pages, and are still new.
+  PageIndex narrow({.seed = 3, .hash_bits = 6, .copies = two_slabs, .drop_copies = true});
+  for (int i = 0; i < 1100; ++i) ASSERT_TRUE(narrow.FindOrInsert(Page(0, size_t(i), 7)).inserted);
+  ASSERT_GE(narrow.stats().sha256_pages, PageStore::kPagesPerSlab);  // slab 0 dropped
+  uint64_t collisions = narrow.stats().hash_collisions;
+  for (int i = 0; i < 64; ++i) EXPECT_TRUE(narrow.FindOrInsert(Page(1, size_t(i), 9)).inserted);
+  EXPECT_GT(narrow.stats().hash_collisions, collisions);
+  auto first = narrow.FindOrInsert(Page(0, 0, 7));  // id 0, dropped, first of its chain
+  EXPECT_FALSE(first.inserted);
+  EXPECT_EQ(first.id, 0u);
+}
+
+// The multi-buffer digests equal OpenSSL's one page at a time.
+TEST(PageIndexTest, ManyDigestsEqualOneByOne) {
+  std::mt19937 rng(5);
+  Bytes pages(37 * kPageSize);
+  for (auto& b : pages) b = uint8_t(rng());
+  std::vector<Digest> many(37);
+  Sha256Pages sha;
+  sha.Many(pages.data(), 37, kPageSize, many.data());
+  Fingerprinter fp;
+  for (size_t i = 0; i < 37; ++i) {
+    ByteView page(pages.data() + i * kPageSize, kPageSize);
+    EXPECT_EQ(many[i], fp.Of(page)) << i;
+    EXPECT_EQ(sha.Of(page), fp.Of(page)) << i;
+  }
+  Bytes zero(kPageSize, 0);
+  sha.Many(zero.data(), 1, kPageSize, many.data());
+  EXPECT_EQ(HexString(many[0].bytes), "ad7facb2586fc6e966c004d7d1d16b024f5805ff7cb47c7a85dabd8b48892ca7");
+}
+
 }  // namespace
 }  // namespace gangmig::index

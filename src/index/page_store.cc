@@ -54,6 +54,7 @@ Result<ByteView> PageStore::Get(uint32_t id) {
     uint8_t* bytes = ring_[ring_slabs_ == UINT32_MAX ? slab : slab % ring_slabs_].get();
     return ByteView(bytes + at, kPageSize);
   }
+  if (options_.on_drop) return Status::Error("page " + std::to_string(id) + " was dropped");
   off_t off = off_t(id) * off_t(kPageSize);
   for (size_t got = 0; got < kPageSize;) {
     ssize_t n = pread(spill_fd_, scratch_ + got, kPageSize - got, off + off_t(got));
@@ -67,6 +68,11 @@ Result<ByteView> PageStore::Get(uint32_t id) {
 }
 
 Status PageStore::Spill() {
+  if (options_.on_drop) {
+    options_.on_drop(first_resident_ * kPagesPerSlab, ring_[first_resident_ % ring_slabs_].get());
+    ++first_resident_;
+    return Status::Ok();
+  }
   auto fail = [this](const std::string& what) {
     return Status::Error("spill file in " + options_.spill_dir + ": " + what + ": " +
                          strerror(errno) + " (choose another --spill-dir, or raise --page-ram)");

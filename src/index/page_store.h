@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,8 +31,13 @@ class PageStore {
     // Bytes of pages kept in RAM (rounded up to whole slabs, at least two). Past it the
     // oldest slab goes to the spill file. UINT64_MAX: everything stays in RAM.
     uint64_t resident_bytes = UINT64_MAX;
-    // Directory for the spill file; required when resident_bytes is bounded.
+    // Directory for the spill file; required when resident_bytes is bounded, unless
+    // `on_drop` is set.
     std::string spill_dir;
+    // Set: past resident_bytes the oldest slab is not spilled but handed to on_drop
+    // (its first id and its kPagesPerSlab pages) and then forgotten: Get of its ids is
+    // an error, and has_copy() says which ids are still held.
+    std::function<void(uint32_t first_id, const uint8_t* pages)> on_drop = nullptr;
   };
 
   PageStore() : PageStore(Options{}) {}
@@ -49,13 +55,15 @@ class PageStore {
   Result<ByteView> Get(uint32_t id);
 
   uint32_t size() const { return count_; }
+  // Ids below this are in the spill file, or dropped (on_drop).
+  uint32_t first_resident_id() const { return first_resident_ * kPagesPerSlab; }
   // Bytes of RAM held for pages (the resident slabs).
   uint64_t bytes_held() const { return uint64_t(allocated_) * kSlabBytes; }
   // Bytes of pages written to the spill file.
-  uint64_t bytes_spilled() const { return uint64_t(first_resident_) * kSlabBytes; }
+  uint64_t bytes_spilled() const { return options_.on_drop ? 0 : uint64_t(first_resident_) * kSlabBytes; }
 
  private:
-  Status Spill();  // writes the oldest resident slab out; its buffer becomes free
+  Status Spill();  // writes the oldest resident slab out (or drops it); its buffer becomes free
 
   Options options_;
   uint32_t ring_slabs_;  // resident slabs at most

@@ -56,8 +56,9 @@ TEST_F(GangE2E, GangOfThreeArrivesByteForByte) {
   for (auto& vm : scenario_->destinations()) EXPECT_EQ(*vm->QueryStatus(), "paused");
 }
 
-// Compression and delta forced on for every record, busy guests re-dirtying 3000 pages/s:
-// the streams still arrive byte for byte and the RAM is identical.
+// Compression and delta forced on for every record, busy guests re-dirtying 3000 pages/s,
+// and the sender's copies mostly replaced by SHA-256 digests: the streams still arrive
+// byte for byte and the RAM is identical.
 TEST_F(GangE2E, BusyGangWithZstdAndDeltaArrivesByteForByte) {
   ScenarioConfig c = Config(3, 192);
   c.dirty_rate = 3000;
@@ -67,7 +68,9 @@ TEST_F(GangE2E, BusyGangWithZstdAndDeltaArrivesByteForByte) {
   setenv("GANGMIG_TEE_DIR", tee.c_str(), 1);
   StartReceiver(key_);
   std::vector<std::string> argv = MigrateArgv(key_);
-  argv.insert(argv.begin() + 2, {"--compress", "zstd", "--delta", "on"});
+  // --page-ram 8: most of the sender's copies leave RAM, and their pages are then proven
+  // by SHA-256 (the default: no spill file) while the guests re-dirty them.
+  argv.insert(argv.begin() + 2, {"--compress", "zstd", "--delta", "on", "--page-ram", "8"});
   int rc = Migrate(argv);
   unsetenv("GANGMIG_TEE_DIR");
   ASSERT_EQ(rc, 0) << Log("migrate.log") << Log("receiver.log");
@@ -82,6 +85,10 @@ TEST_F(GangE2E, BusyGangWithZstdAndDeltaArrivesByteForByte) {
   EXPECT_GT(enc["zstd_compressed_bodies"].get<uint64_t>(), 10u) << enc.dump();
   EXPECT_LT(enc["zstd_out_bytes"].get<uint64_t>(), enc["zstd_raw_bytes"].get<uint64_t>());
   EXPECT_LT(r["total"]["link_tx_bytes"].get<uint64_t>(), r["total"]["frame_bytes"].get<uint64_t>());
+  const auto& idx = r["extra"]["sender_index"];
+  EXPECT_EQ(idx["verify_bytes_spilled"], 0u) << idx.dump();
+  EXPECT_GT(idx["sha256_pages"].get<uint64_t>(), 10000u) << idx.dump();
+  EXPECT_GT(r["total"]["pages_referenced"].get<uint64_t>(), 0u) << r["total"].dump();
   Status ram = scenario_->CheckRamIdentical();
   EXPECT_TRUE(ram.ok()) << ram.message();
 }
