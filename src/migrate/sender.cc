@@ -30,7 +30,6 @@
 #include <deque>
 #include <future>
 #include <memory>
-#include <string_view>
 #include <thread>
 
 #include "base/clock.h"
@@ -112,10 +111,10 @@ struct Vm {
   std::deque<std::pair<uint64_t, uint64_t>> read_marks;
   uint64_t pages_acked = 0;  // pages the destination has been given
   uint64_t pages_read = 0;   // pages (with zero pages) parsed from the source so far
-  // No control reports its outcome (StreamSourceControl): the stream does. A stream
-  // that joined a proxy session, or a domain's disk copy (NBD) relayed beside it.
-  bool stream_driven = false;
-  int64_t joined_mono_us = 0;  // gangmig proxy: when it joined (0: not a joined stream)
+  // A stream that joined the session by connecting (a proxy's stream, or a domain's disk
+  // copy): no control reports its outcome (StreamSourceControl), the stream does. When
+  // it joined; 0: a VM the sender set up itself.
+  int64_t joined_mono_us = 0;
   bool disk_copy = false;      // NBD: relayed verbatim, its report says so
   int companion = -1;          // migrate --libvirt: a domain <-> its disk copy (vms_ index)
   // Return-path bytes for the channel the source has not connected yet: a destination
@@ -157,10 +156,9 @@ class Sender {
   Status OnVmEvent(Vm& vm, const wire::VmEventMessage& ev);
   void AcceptChannels(Vm& vm, uint16_t id);
   void TakeJoins();
-  void Join(JoinedStream j);
+  int Join(JoinedStream j);
   void AcceptDisks(DisksListener& d);
   void AddChannel(Vm& vm, uint16_t id, net::Fd fd);
-  Vm* AddStreamVm(const std::string& name);
   bool LingerOver();
   void ReadChannel(Vm& vm, uint16_t id, uint8_t ch);
   void WriteChannel(Vm& vm, uint8_t ch);
@@ -418,11 +416,10 @@ void Sender::AcceptDisks(DisksListener& d) {
   for (;;) {
     auto fd = net::Accept(d.fd.get());
     if (!fd.ok() || !fd->valid()) return;
-    Join({vms_[d.owner]->spec.name + kDisksSuffix, std::move(fd).value()});
-    Vm& owner = *vms_[d.owner];
-    if (owner.companion < 0 && vms_.back()->disk_copy) {
-      owner.companion = int(vms_.size() - 1);
-      vms_.back()->companion = int(d.owner);
+    int disks = Join({vms_[d.owner]->spec.name + kDisksSuffix, std::move(fd).value()});
+    if (disks >= 0) {
+      vms_[d.owner]->companion = disks;
+      vms_[size_t(disks)]->companion = int(d.owner);
     }
   }
 }
@@ -434,37 +431,26 @@ void Sender::TakeJoins() {
 
 // A stream for a VM of this name that is still under way is one more of its channels
 // (multifd connects N+1 times to the same socket); otherwise it is a new VM of the
-// session, announced to the receiver, and read once the receiver has its destination.
-void Sender::Join(JoinedStream j) {
+// session, announced to the receiver (VM_OPEN), and read once the receiver has its
+// destination. The VM's index in vms_, or -1: refused (closing it fails that connection).
+int Sender::Join(JoinedStream j) {
   for (size_t i = 0; i < vms_.size(); ++i) {
     Vm& vm = *vms_[i];
     if (vm.finished || vm.spec.name != j.name) continue;
     if (vm.channels.size() >= wire::kMaxChannels) {
       fprintf(stderr, "gangmig proxy: vm %s: more than %zu connections; one refused\n",
               j.name.c_str(), wire::kMaxChannels);
-      return;  // closing it fails that connection
+      return -1;
     }
     AddChannel(vm, uint16_t(i), std::move(j.fd));
-    return;
+    return int(i);
   }
-  Vm* vm = AddStreamVm(j.name);
-  if (!vm) {
+  if (vms_.size() >= wire::kMaxVms) {
     fprintf(stderr, "gangmig proxy: vm %s: the session already has %zu VMs; stream refused\n",
             j.name.c_str(), wire::kMaxVms);
-    return;  // closing it fails that connection
+    return -1;
   }
-  vm->joined_mono_us = MonotonicMicros();
-  std::string_view name = j.name;
-  vm->disk_copy = name.size() > strlen(kDisksSuffix) &&
-                  name.substr(name.size() - strlen(kDisksSuffix)) == kDisksSuffix;
-  AddChannel(*vm, uint16_t(vms_.size() - 1), std::move(j.fd));
-  idle_since_us_ = 0;
-}
-
-// A VM whose outcome only its stream tells (StreamSourceControl), announced to the
-// receiver (VM_OPEN); null if the session has no room for it.
-Vm* Sender::AddStreamVm(const std::string& name) {
-  if (vms_.size() >= wire::kMaxVms) return nullptr;
+  const std::string& name = j.name;
   uint16_t id = uint16_t(vms_.size());
   report_->vms.push_back(MakeVmReport(name));
   for (size_t i = 0; i < vms_.size(); ++i) vms_[i]->rep = &report_->vms[i];  // may have moved
@@ -472,12 +458,16 @@ Vm* Sender::AddStreamVm(const std::string& name) {
   vm->spec.name = name;
   vm->rep = &report_->vms.back();
   vm->control = std::make_unique<StreamSourceControl>();
-  vm->stream_driven = true;
+  vm->joined_mono_us = MonotonicMicros();
+  vm->disk_copy = name.size() > strlen(kDisksSuffix) &&
+                  name.compare(name.size() - strlen(kDisksSuffix), std::string::npos, kDisksSuffix) == 0;
   vm->rep->start_us = WallMicros();
   vm->rep->phase = "streaming";
   wire::AppendVmOpen(writer_->frames(), id, wire::SerializeVmOpen({name}));
+  AddChannel(*vm, id, std::move(j.fd));
   vms_.push_back(std::move(vm));
-  return vms_.back().get();
+  idle_since_us_ = 0;
+  return int(id);
 }
 
 // gangmig proxy: every VM is done and none joined for linger_ms; the queue is then
@@ -800,7 +790,7 @@ void Sender::CheckSources() {
     Vm& vm = *vmp;
     if (vm.finished) continue;
     VmSnapshot s = vm.control->Snapshot();
-    if (vm.stream_driven) {
+    if (vm.joined_mono_us) {
       // Nothing but the stream tells: the source stopped when its last round (RAM END)
       // began, and its part is done once it closed the main channel.
       s.stop_us = vm.rep->ram_end_us;
