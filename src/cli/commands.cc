@@ -120,7 +120,9 @@ const char kMigrateHelp[] =
     "destination 60 s, each QMP connect or rollback command 5 s, QEMU leaving the\n"
     "migration after migrate_cancel 10 s. Liveness: a PING after 5 s of sending nothing;\n"
     "a receiver that sends nothing for 30 s (link stalled, receiver stopped) fails the\n"
-    "gang, which is rolled back.\n\n"
+    "gang, which is rolled back; a source whose QMP and stream both stay silent for 60 s\n"
+    "fails alone (QMP alone may be silent longer: QEMU answers nothing while it writes\n"
+    "its last round).\n\n"
     "On failure every source VM that was not migrated keeps running (the migration is\n"
     "cancelled, and a source QEMU that had already stopped is resumed with `cont`); the\n"
     "exit status is 1 and the message names each VM and what failed.\n";

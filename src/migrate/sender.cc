@@ -111,6 +111,7 @@ struct Vm {
   std::deque<std::pair<uint64_t, uint64_t>> read_marks;
   uint64_t pages_acked = 0;  // pages the destination has been given
   uint64_t pages_read = 0;   // pages (with zero pages) parsed from the source so far
+  int64_t last_read_mono_us = MonotonicMicros();  // the source's stream last gave bytes
   // A stream that joined the session by connecting (a proxy's stream, or a domain's disk
   // copy): no control reports its outcome (StreamSourceControl), the stream does. When
   // it joined; 0: a VM the sender set up itself.
@@ -492,6 +493,7 @@ void Sender::ReadChannel(Vm& vm, uint16_t id, uint8_t ch) {
     core_->Close(id, ch);
   } else {
     vm.rep->stream_bytes += uint64_t(n);
+    vm.last_read_mono_us = MonotonicMicros();
     TeeStream("sender", id, ch, ByteView(buf.data(), size_t(n)));
     core_->Feed(id, ch, ByteView(buf.data(), size_t(n)));
     if (ch == 0) {
@@ -815,6 +817,15 @@ void Sender::CheckSources() {
     }
     if (s.qmp_lost) {
       Fail(vm, "lost the source QMP connection (" + s.qmp_error + ")");
+      continue;
+    }
+    // A monitor that does not answer is only a fault when the stream is silent too: QEMU
+    // writing its last round holds the lock QMP needs for as long as the link takes.
+    int64_t mute_us = timeouts::kSourceMuteMs * 1000LL;
+    if (s.qmp_unanswered_since_us && MonotonicMicros() - s.qmp_unanswered_since_us > mute_us &&
+        MonotonicMicros() - vm.last_read_mono_us > mute_us) {
+      Fail(vm, "the source QEMU answered neither QMP nor its migration stream for " +
+                   std::to_string(timeouts::kSourceMuteMs / 1000) + " s (" + s.qmp_error + ")");
       continue;
     }
     if (s.migration_status == "failed" || s.migration_status == "cancelled") {

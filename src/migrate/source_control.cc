@@ -41,10 +41,22 @@ Status QmpSourceControl::Start(const std::string& path) {
   return r.ok() ? Status::Ok() : r.status();
 }
 
+// A source whose QMP does not answer: its stream is closed, so once QEMU runs again it
+// fails the migration and runs on (or stays paused, as it was); only QEMU can say which.
+namespace {
+RollbackOutcome Unanswered(RollbackOutcome out) {
+  out.outcome = "; the source QEMU still does not answer QMP (its migration stream is "
+                "closed): check that VM";
+  out.final_state = "unknown";
+  return out;
+}
+}  // namespace
+
 // Close QEMU's sockets first (QEMU sees the stream break: a QEMU blocked writing its last
 // round into a full socket, the lock that its monitor needs held, is freed by that), then
 // migrate_cancel, wait for QEMU to leave the migration, and `cont` a source that was
-// running and is not any more. A monitor that stopped answering is reconnected once.
+// running and is not any more. A monitor whose connection broke is reconnected once; one
+// that still does not answer (a hung QEMU) is reported as such.
 RollbackOutcome QmpSourceControl::RollBack(std::vector<net::Fd> fds) {
   RollbackOutcome out;
   fds.clear();
@@ -57,7 +69,12 @@ RollbackOutcome QmpSourceControl::RollBack(std::vector<net::Fd> fds) {
       return out;
     }
     monitor_->WaitForFreshSnapshot(timeouts::kQmpMs);
+  } else if (s.qmp_unanswered_since_us != 0) {
+    // A QEMU blocked writing into its closed stream answers now; a hung one does not.
+    monitor_->WaitForFreshSnapshot(timeouts::kQmpMs);
   }
+  s = monitor_->Snapshot();
+  if (s.qmp_unanswered_since_us != 0) return Unanswered(out);
   (void)monitor_->Execute("migrate_cancel", json::object(), timeouts::kQmpMs);
   int64_t deadline = MonotonicMicros() + timeouts::kCancelSettleMs * 1000LL;
   while (MonotonicMicros() < deadline) {
@@ -68,6 +85,7 @@ RollbackOutcome QmpSourceControl::RollBack(std::vector<net::Fd> fds) {
         ms != "pre-switchover")
       break;
   }
+  if (s.qmp_unanswered_since_us != 0) return Unanswered(out);
   if (was_status_ == "running" && s.run_status != "running") {
     auto r = monitor_->Execute("cont", json::object(), timeouts::kQmpMs);
     out.outcome = r.ok() ? "; source VM resumed with 'cont'"

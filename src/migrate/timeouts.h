@@ -15,6 +15,10 @@ inline constexpr int kDestinationsReadyMs = 60000;
 // Either end: connecting to a QMP socket, and a QMP command during rollback
 // (migrate_cancel, cont).
 inline constexpr int kQmpMs = 5000;
+// Sender: a source whose QMP has not answered, and whose stream has given nothing, for
+// this long is given up on (longer than kIdleMs: a stalled link is reported as such).
+// QMP alone may stay silent longer: QEMU answers nothing while it writes its last round.
+inline constexpr int kSourceMuteMs = 60000;
 // Sender, rollback: how long QEMU may take to leave the active migration states.
 inline constexpr int kCancelSettleMs = 10000;
 // Receiver: connecting to a destination QEMU's -incoming socket.

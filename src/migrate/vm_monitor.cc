@@ -1,5 +1,7 @@
 // The monitor thread alternates between draining QMP events (cheap, non-blocking) and a
-// query round (query-status + query-migrate) every poll interval. Snapshots are copied
+// query round (query-status + query-migrate) every poll interval. A round QEMU does not
+// answer in time is noted (qmp_unanswered_since_us) and retried; only a broken connection
+// is qmp_lost. Snapshots are copied
 // out under a mutex; the client itself is guarded by a second mutex so that Execute()
 // from another thread slots in between rounds.
 #include "migrate/vm_monitor.h"
@@ -12,8 +14,8 @@
 
 namespace gangmig::migrate {
 
-VmMonitor::VmMonitor(std::unique_ptr<qmp::Client> client, int poll_ms)
-    : client_(std::move(client)), path_(client_->path()), poll_ms_(poll_ms) {
+VmMonitor::VmMonitor(std::unique_ptr<qmp::Client> client, int poll_ms, int reply_ms)
+    : client_(std::move(client)), path_(client_->path()), poll_ms_(poll_ms), reply_ms_(reply_ms) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -87,16 +89,21 @@ void VmMonitor::TakeEvents() {
 
 void VmMonitor::PollOnce() {
   std::lock_guard<std::mutex> l(client_mu_);
-  auto st = client_->Execute("query-status", nlohmann::json::object(), 15000);
-  auto mig = st.ok() ? client_->Execute("query-migrate", nlohmann::json::object(), 15000)
+  auto st = client_->Execute("query-status", nlohmann::json::object(), reply_ms_);
+  auto mig = st.ok() ? client_->Execute("query-migrate", nlohmann::json::object(), reply_ms_)
                      : Result<nlohmann::json>(st.status());
   TakeEvents();
   std::lock_guard<std::mutex> s(snap_mu_);
   if (!st.ok() || !mig.ok()) {
-    snap_.qmp_lost = true;
     snap_.qmp_error = (!st.ok() ? st.status() : mig.status()).message();
+    if (client_->last_timed_out() && !client_->closed()) {
+      if (snap_.qmp_unanswered_since_us == 0) snap_.qmp_unanswered_since_us = MonotonicMicros();
+    } else {
+      snap_.qmp_lost = true;
+    }
     return;
   }
+  snap_.qmp_unanswered_since_us = 0;
   snap_.run_status = st->value("status", "");
   snap_.migration = *mig;
   snap_.migration_status = mig->value("status", "");

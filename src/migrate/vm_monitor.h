@@ -31,14 +31,19 @@ struct VmSnapshot {
                                  // "events" capability, see EnableMigrationEvents)
   double manager_downtime_ms = -1;  // the VM manager's own downtime (libvirt), when known
   bool qmp_lost = false;         // the QMP connection broke (QEMU died?)
-  std::string qmp_error;
+  // Monotonic time since which QMP has not answered a query round (0: it answers). Not a
+  // lost connection: QEMU holds its big lock while it writes its last round, and when the
+  // link (or gangmig) does not take those bytes its monitor is silent until they go.
+  int64_t qmp_unanswered_since_us = 0;
+  std::string qmp_error;         // why qmp_lost, or the last unanswered query
   uint64_t polls = 0;  // completed query rounds (lets callers wait for a fresh one)
 };
 
 class VmMonitor {
  public:
-  // Takes a connected client. Polling starts at once, every `poll_ms`.
-  VmMonitor(std::unique_ptr<qmp::Client> client, int poll_ms);
+  // Takes a connected client. Polling starts at once, every `poll_ms`; a query QEMU has
+  // not answered within `reply_ms` leaves the round unanswered (see VmSnapshot).
+  VmMonitor(std::unique_ptr<qmp::Client> client, int poll_ms, int reply_ms = 15000);
   ~VmMonitor();
   VmMonitor(const VmMonitor&) = delete;
   VmMonitor& operator=(const VmMonitor&) = delete;
@@ -69,6 +74,7 @@ class VmMonitor {
   std::unique_ptr<qmp::Client> client_;
   std::string path_;
   int poll_ms_;
+  int reply_ms_;
   mutable std::mutex client_mu_;  // serialises every use of client_
   mutable std::mutex snap_mu_;
   VmSnapshot snap_;

@@ -174,6 +174,7 @@ Status Client::ReadGreeting(int64_t deadline_us) {
 
 Result<json> Client::Execute(const std::string& command, const json& args, int timeout_ms) {
   const std::string context = command + ": ";
+  last_timed_out_ = false;
   if (!args.is_object()) return Error(context + "arguments must be a JSON object");
   if (closed_) return Error(context + "connection closed by QEMU");
   const int64_t deadline = MonotonicMicros() + int64_t(timeout_ms) * 1000;
@@ -184,12 +185,18 @@ Result<json> Client::Execute(const std::string& command, const json& args, int t
   json request = {{"execute", command}, {"id", id}};
   if (!args.empty()) request["arguments"] = args;
   Status sent = SendLine(Dump(request) + "\r\n", deadline);
-  if (!sent.ok()) return Error(context + sent.message());
+  if (!sent.ok()) {
+    last_timed_out_ = !closed_;  // nothing of it sent: QEMU is not reading its monitor
+    return Error(context + sent.message());
+  }
   while (true) {
     auto message = ReadMessage(deadline);
     if (!message.ok()) {
       std::string why = message.status().message();
-      if (why == kTimedOut) why = "no reply within " + std::to_string(timeout_ms) + " ms";
+      if (why == kTimedOut) {
+        last_timed_out_ = true;
+        why = "no reply within " + std::to_string(timeout_ms) + " ms";
+      }
       return Error(context + why);
     }
     const json& m = *message;
@@ -226,7 +233,10 @@ Status Client::SendLine(const std::string& line, int64_t deadline_us) {
     if (n > 0) {
       done += size_t(n);
     } else if (errno == EAGAIN || errno == EINTR) {
-      if (RemainingMs(deadline_us) == 0) return Status::Error("timed out sending");
+      if (RemainingMs(deadline_us) == 0) {
+        closed_ = done > 0;  // half a command on the wire: nothing after it would parse
+        return Status::Error("timed out sending");
+      }
       pollfd p{fd_, POLLOUT, 0};
       poll(&p, 1, RemainingMs(deadline_us));
     } else {

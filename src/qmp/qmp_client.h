@@ -65,6 +65,12 @@ class Client {
   std::vector<Event> TakeEvents();
   // The socket path given to Connect().
   const std::string& path() const { return path_; }
+  // The connection is gone (QEMU closed it, or a command was cut off mid-line): every
+  // further command fails.
+  bool closed() const { return closed_; }
+  // The last Execute() failed only because QEMU had not answered by its deadline; the
+  // connection is still usable (a late reply is recognised and dropped).
+  bool last_timed_out() const { return last_timed_out_; }
 
  private:
   Client(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
@@ -81,6 +87,7 @@ class Client {
   LineBuffer lines_;
   std::vector<Event> events_;
   bool closed_ = false;   // the peer closed the connection (or reading it failed)
+  bool last_timed_out_ = false;
   Status pending_error_;  // a malformed line seen while no caller was waiting
 };
 

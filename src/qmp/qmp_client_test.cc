@@ -213,9 +213,12 @@ TEST(QmpFakeServerTest, TimeoutThenStaleReplyIsDropped) {
   ASSERT_FALSE(r.ok());
   EXPECT_GE(MonotonicMicros() - start, 200000);
   EXPECT_EQ(r.status().message(), "qmp " + server.path() + ": slow: no reply within 200 ms");
+  EXPECT_TRUE((*client)->last_timed_out());
+  EXPECT_FALSE((*client)->closed());
   r = (*client)->Execute("fast");
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_EQ((*r)["which"], "second");
+  EXPECT_FALSE((*client)->last_timed_out());
 }
 
 TEST(QmpFakeServerTest, PollEventsReportsPeerClose) {
@@ -241,6 +244,8 @@ TEST(QmpFakeServerTest, PollEventsReportsPeerClose) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().message(),
             "qmp " + server.path() + ": query-status: connection closed by QEMU");
+  EXPECT_TRUE((*client)->closed());
+  EXPECT_FALSE((*client)->last_timed_out());
 }
 
 TEST(QmpConnectTest, MissingSocketTimesOut) {
