@@ -218,7 +218,7 @@ const char kReceiveHelp[] =
     "                      name any of them); beyond it the session fails with this\n"
     "                      reason (default: half this host's RAM)\n"
     "  --page-ram MIB      of those, the newest this much per session stay in RAM\n"
-    "                      (default 128; 0 = all); older pages go to a private,\n"
+    "                      (default 1024; 0 = all); older pages go to a private,\n"
     "                      nameless spill file, read back when a reference names them,\n"
     "                      so memory stays bounded whatever the gang's size\n"
     "  --spill-dir DIR     where that file goes (default: the --cache DIR, else\n"

@@ -1,11 +1,11 @@
-// Slabs are 2 MiB-aligned and marked for transparent huge pages: filling a slab costs one
-// page fault instead of 512 (measured: faults were ~12% of the sender path). A bounded
-// store allocates its ring once and reuses the buffers, so its RSS never grows past the
-// ring (freeing and allocating 2 MiB blocks would let malloc keep them anyway).
+// Slabs are 2 MiB and 2 MiB-aligned. They were once marked for transparent huge pages (one
+// fault per slab instead of 512, a win on the warm micro path); in real runs on a VM host
+// that made first touch ~5x dearer, so they no longer are (see Add). A bounded store
+// allocates its ring once and reuses the buffers, so its RSS never grows past the ring
+// (freeing and allocating 2 MiB blocks would let malloc keep them anyway).
 #include "index/page_store.h"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -32,7 +32,9 @@ Result<uint32_t> PageStore::Add(ByteView page) {
     if (slab - first_resident_ >= allocated_) {
       auto* buf = static_cast<uint8_t*>(std::aligned_alloc(kSlabBytes, kSlabBytes));
       if (buf == nullptr) std::abort();  // out of memory
-      madvise(buf, kSlabBytes, MADV_HUGEPAGE);  // advice only: failure changes nothing
+      // No MADV_HUGEPAGE: on a VM host a fresh huge page cost ~8 us per 4 KiB (direct
+      // compaction, host memory never touched) against ~1.6 us for 4 KiB faults, and the
+      // demo's gangmig CPU fell ~20% without it (docs/BENCHMARKS.md, issue 9 item 6).
       if (ring_slabs_ == UINT32_MAX) {
         ring_.emplace_back(buf);  // unbounded: slab s is ring_[s]
       } else {

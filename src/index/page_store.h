@@ -24,7 +24,7 @@ namespace gangmig::index {
 class PageStore {
  public:
   static constexpr size_t kPageSize = 4096;
-  static constexpr uint32_t kPagesPerSlab = 512;  // 2 MiB: one transparent huge page
+  static constexpr uint32_t kPagesPerSlab = 512;  // 2 MiB
   static constexpr size_t kSlabBytes = size_t{kPagesPerSlab} * kPageSize;
 
   struct Options {

@@ -26,7 +26,9 @@ struct ReceiverOptions {
   // Of those, the newest page_ram bytes per session stay in RAM; older pages go to a
   // private spill file in spill_dir (index/page_store.h). spill_dir "": the cache
   // directory if there is one, else /var/tmp. page_ram UINT64_MAX: never spill.
-  uint64_t page_ram = uint64_t{128} << 20;
+  // 1 GiB: a spilled page costs ~8 us of CPU here (the copy into fresh page cache), more
+  // than all else the receiver does for it (docs/BENCHMARKS.md, issue 9 item 6).
+  uint64_t page_ram = uint64_t{1024} << 20;
   std::string spill_dir;
   // Liveness (timeouts.h has the meaning; tests shorten them).
   int idle_ms = timeouts::kIdleMs;
