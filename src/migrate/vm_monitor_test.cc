@@ -16,8 +16,8 @@ namespace {
 
 using nlohmann::json;
 
-// A QMP monitor on a unix socket that answers every command with `status`, and stops
-// answering while `mute` is set (as QEMU does while it writes its last round with its big
+// A QMP monitor on a unix socket that answers every command (query-status: running,
+// query-migrate: active), and stops answering while `mute` is set (as QEMU does while it writes its last round with its big
 // lock held); closes the connection once `hang_up` is set.
 class MutableMonitor {
  public:
