@@ -111,7 +111,7 @@ BENCHMARK(BM_ParseStream)->Arg(32 << 10)->Arg(256 << 10);
 
 void BM_Fingerprint(benchmark::State& state) {
   std::vector<Bytes> pages = MakePages(0);
-  index::Fingerprinter fp;
+  index::Sha256Pages fp;
   size_t i = 0;
   for (auto _ : state) benchmark::DoNotOptimize(fp.Of(pages[i++ % pages.size()]));
   state.SetItemsProcessed(state.iterations());

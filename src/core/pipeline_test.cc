@@ -79,7 +79,7 @@ struct Rebuilder : core::DestCore::Output {
   // A CREF resolves to what the sender kept for it (as a FILL would bring it), checked
   // against its key as the receiver checks it.
   const core::SourceCore* source = nullptr;
-  index::Fingerprinter fp;
+  index::Sha256Pages fp;
   Result<ByteView> OnCref(uint32_t cref, ByteView key) override {
     ByteView page = source->KeptCref(cref);
     if (page.empty()) return Status::Error("CREF " + std::to_string(cref) + " not kept");

@@ -97,7 +97,7 @@ class SourceCore {
   uint64_t summary_bytes_ = 0, fills_ = 0;
   uint32_t next_cref_ = 0;
   std::deque<std::pair<uint32_t, Bytes>> unacked_;  // CREF number, content
-  index::Fingerprinter fingerprinter_;
+  index::Sha256Pages fingerprinter_;
   std::vector<std::unique_ptr<Vm>> vms_;
 };
 

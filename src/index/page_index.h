@@ -25,9 +25,6 @@ namespace gangmig::index {
 
 inline constexpr size_t kPageSize = 4096;
 
-// SHA-256 of page contents (sha256_pages.h), under the name the rest of gangmig uses.
-using Fingerprinter = Sha256Pages;
-
 // The fast candidate hash (head_table.h) of `page`. `bits` < 128 keeps only the low
 // `bits` bits (tests use it to force collisions).
 FastHash FastHashOf(ByteView page, uint64_t seed, int bits = 128);

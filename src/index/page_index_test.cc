@@ -20,7 +20,7 @@ Bytes Page(uint8_t fill, size_t poke = 0, uint8_t poke_value = 0) {
 }
 
 TEST(PageIndexTest, KnownSha256) {
-  Fingerprinter fp;
+  Sha256Pages fp;
   Bytes zero(kPageSize, 0);
   // sha256 of 4096 zero bytes (computed with sha256sum).
   EXPECT_EQ(HexString(fp.Of(zero).bytes),
@@ -208,7 +208,7 @@ TEST(PageIndexTest, ManyDigestsEqualOneByOne) {
   std::vector<Digest> many(37);
   Sha256Pages sha;
   sha.Many(pages.data(), 37, kPageSize, many.data());
-  Fingerprinter fp;
+  Sha256Pages fp;
   for (size_t i = 0; i < 37; ++i) {
     ByteView page(pages.data() + i * kPageSize, kPageSize);
     EXPECT_EQ(many[i], fp.Of(page)) << i;

@@ -36,7 +36,7 @@ class PageStore {
     std::string spill_dir;
     // Set: past resident_bytes the oldest slab is not spilled but handed to on_drop
     // (its first id and its kPagesPerSlab pages) and then forgotten: Get of its ids is
-    // an error, and has_copy() says which ids are still held.
+    // an error, and first_resident_id() says which ids are still held.
     std::function<void(uint32_t first_id, const uint8_t* pages)> on_drop = nullptr;
   };
 

@@ -204,7 +204,7 @@ class Session : public core::DestCore::Output {
   uint32_t acked_ = 0;  // CACHE_ACK sent up to here
   uint64_t summary_bytes_ = 0, cache_hits_ = 0, cache_misses_ = 0;
   static constexpr size_t kMaxHeldBytes = 64u << 20;
-  index::Fingerprinter fingerprinter_;
+  index::Sha256Pages fingerprinter_;
   Result<DestMap> dests_;  // read at the session's start (or why it could not be)
   net::Fd net_;
   wire::RecordSealer sealer_;

@@ -20,7 +20,7 @@ using receiver_testing::RssBytes;
 Bytes Page(char c) { return Bytes(wire::kPageSize, uint8_t(c)); }
 
 Bytes KeyOf(const Bytes& page) {
-  index::Fingerprinter fp;
+  index::Sha256Pages fp;
   index::Digest d = fp.Of(page);
   return Bytes(d.bytes.begin(), d.bytes.end());
 }
@@ -31,7 +31,7 @@ class CacheReceiverTest : public ReceiverTest {
     o->cache_dir = dest_dir_ + "/cache";
     auto cache = store::PageCache::Open(o->cache_dir, 1 << 30);  // before the receiver opens it
     ASSERT_TRUE(cache.ok()) << cache.status().message();
-    index::Fingerprinter fp;
+    index::Sha256Pages fp;
     Bytes cached = Page('c');
     ASSERT_TRUE((*cache)->Put(fp.Of(cached), cached).ok());
   }

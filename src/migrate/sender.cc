@@ -821,9 +821,9 @@ void Sender::CheckSources() {
     }
     // A monitor that does not answer is only a fault when the stream is silent too: QEMU
     // writing its last round holds the lock QMP needs for as long as the link takes.
-    int64_t mute_us = timeouts::kSourceMuteMs * 1000LL;
-    if (s.qmp_unanswered_since_us && MonotonicMicros() - s.qmp_unanswered_since_us > mute_us &&
-        MonotonicMicros() - vm.last_read_mono_us > mute_us) {
+    int64_t mute_us = timeouts::kSourceMuteMs * 1000LL, now = MonotonicMicros();
+    if (s.qmp_unanswered_since_us && now - s.qmp_unanswered_since_us > mute_us &&
+        now - vm.last_read_mono_us > mute_us) {
       Fail(vm, "the source QEMU answered neither QMP nor its migration stream for " +
                    std::to_string(timeouts::kSourceMuteMs / 1000) + " s (" + s.qmp_error + ")");
       continue;

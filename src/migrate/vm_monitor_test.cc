@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -10,6 +9,7 @@
 #include <thread>
 
 #include "base/clock.h"
+#include "net/socket.h"
 
 namespace gangmig::migrate {
 namespace {
@@ -17,27 +17,23 @@ namespace {
 using nlohmann::json;
 
 // A QMP monitor on a unix socket that answers every command (query-status: running,
-// query-migrate: active), and stops answering while `mute` is set (as QEMU does while it writes its last round with its big
-// lock held); closes the connection once `hang_up` is set.
+// query-migrate: active), and stops answering while `mute` is set (as QEMU does while it
+// writes its last round with its big lock held); closes the connection once `hang_up` is
+// set.
 class MutableMonitor {
  public:
   MutableMonitor() {
     char tmpl[] = "/tmp/gangmig-vmmon-XXXXXX";
     dir_ = mkdtemp(tmpl);
     path_ = dir_ + "/m.qmp";
-    listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    strncpy(addr.sun_path, path_.c_str(), sizeof(addr.sun_path) - 1);
-    bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-    listen(listen_fd_, 1);
+    auto l = net::Listen({.kind = net::Address::Kind::kUnix, .path = path_, .host = "", .port = 0});
+    if (!l.ok()) std::abort();  // the test cannot run without its socket
+    listener_ = std::move(l).value();
     thread_ = std::thread([this] { Serve(); });
   }
   ~MutableMonitor() {
     hang_up = true;
-    shutdown(listen_fd_, SHUT_RDWR);
     thread_.join();
-    close(listen_fd_);
     std::filesystem::remove_all(dir_);
   }
   const std::string& path() const { return path_; }
@@ -46,8 +42,15 @@ class MutableMonitor {
 
  private:
   void Serve() {
-    int fd = accept(listen_fd_, nullptr, nullptr);
-    if (fd < 0) return;
+    net::Fd conn;
+    while (!hang_up && !conn.valid()) {
+      auto c = net::Accept(listener_.get());
+      if (!c.ok()) return;
+      conn = std::move(c).value();
+      if (!conn.valid()) usleep(2000);
+    }
+    if (!conn.valid()) return;
+    int fd = conn.get();
     Send(fd, R"({"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}}, "capabilities": []}})");
     std::string in;
     std::vector<json> owed;
@@ -69,14 +72,13 @@ class MutableMonitor {
       }
       usleep(2000);
     }
-    close(fd);
   }
   static void Send(int fd, const std::string& line) {
     std::string s = line + "\r\n";
     (void)!write(fd, s.data(), s.size());
   }
   std::string dir_, path_;
-  int listen_fd_;
+  net::Fd listener_;
   std::thread thread_;
 };
 

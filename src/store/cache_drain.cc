@@ -47,7 +47,7 @@ DrainStats CacheDrain::stats() const {
 // Takes the oldest batch (a partial one only when asked to settle or stop, or after a
 // quiet 100 ms), names and stores its pages, flushes the cache, and waits again.
 void CacheDrain::Run() {
-  index::Fingerprinter fp;
+  index::Sha256Pages fp;
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     wake_.wait_for(lock, std::chrono::milliseconds(100));

@@ -356,7 +356,7 @@ CacheStats PageCache::stats() const {
 Result<uint64_t> ImportFile(PageCache* cache, const std::string& path) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Status::Error("cannot read " + path + ": " + strerror(errno));
-  index::Fingerprinter fp;
+  index::Sha256Pages fp;
   Bytes buf(256 * kPageSize);
   uint64_t before = cache->stats().added;
   for (;;) {

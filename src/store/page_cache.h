@@ -77,8 +77,8 @@ class PageCache {
   PageCache& operator=(const PageCache&) = delete;
 
   // SHA-256 of a page (REQUIRES: page.size() == kPageSize). Not thread-safe across
-  // threads sharing one Fingerprinter: each caller passes its own.
-  static Key KeyOf(index::Fingerprinter* fp, ByteView page) { return fp->Of(page); }
+  // threads sharing one Sha256Pages: each caller passes its own.
+  static Key KeyOf(index::Sha256Pages* fp, ByteView page) { return fp->Of(page); }
 
   bool Contains(const Key& key) const;
   // Copies the page named `key` into out[kPageSize]. false: not cached, or its entry was

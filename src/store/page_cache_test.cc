@@ -51,7 +51,7 @@ class PageCacheTest : public ::testing::Test {
   }
 
   std::string dir_;
-  index::Fingerprinter fp_;
+  index::Sha256Pages fp_;
 };
 
 TEST_F(PageCacheTest, RoundTripAndRestart) {
@@ -139,7 +139,7 @@ TEST_F(PageCacheTest, WriterKilledMidWriteLeavesAConsistentCache) {
     if (child == 0) {
       auto c = PageCache::Open(dir_, 1 << 30, 64);
       if (!c.ok()) _exit(2);
-      index::Fingerprinter fp;
+      index::Sha256Pages fp;
       for (uint32_t n = 0;; ++n) {
         Bytes p = Page(n);
         if (!(*c)->Put(PageCache::KeyOf(&fp, p), p).ok()) _exit(3);

@@ -55,6 +55,27 @@ class FaultE2E : public GangE2E {
               std::string::npos)
         << Log("migrate.log");
   }
+  // Two VMs at 8 MiB/s each, migrating for 2 s already when it returns `migrate`.
+  Child StartTwoVmGang() {
+    ScenarioConfig c = Config(2, 192);
+    c.max_bandwidth = 8 << 20;
+    StartScenario(c);
+    StartReceiver(key_);
+    Child m = StartMigrate();
+    sleep(2);
+    return m;
+  }
+  // The report says vm1 failed and vm2 completed, and vm2's RAM arrived byte for byte.
+  void ExpectVm1FailedVm2Identical() {
+    nlohmann::json r = ReadJson(dir_ + "/report.json");
+    ASSERT_EQ(r["vms"].size(), 2u);
+    EXPECT_EQ(r["vms"][0]["status"], "failed") << r["vms"][0].dump();
+    EXPECT_EQ(r["vms"][1]["status"], "completed") << r["vms"][1].dump();
+    auto diff = testbed::CompareRamFiles(scenario_->sources()[1]->ram_path(),
+                                         scenario_->destinations()[1]->ram_path());
+    ASSERT_TRUE(diff.ok()) << diff.status().message();
+    EXPECT_EQ(diff->differing_pages, 0u);
+  }
   // Waits until some source has stopped for its switchover: QEMU's run state, or a
   // monitor that does not answer within 300 ms (QEMU holds its big lock while it writes
   // the last round; waiting for the answer would wait for the switchover to end).
@@ -172,12 +193,7 @@ TEST_F(FaultE2E, ReceiverFrozen) {
 // One destination QEMU stops reading its stream (SIGSTOP): after 30 s the receiver fails
 // that VM alone (the sender rolls it back), while the other VM completes byte for byte.
 TEST_F(FaultE2E, DestinationStopsReading) {
-  ScenarioConfig c = Config(2, 192);
-  c.max_bandwidth = 8 << 20;
-  StartScenario(c);
-  StartReceiver(key_);
-  Child m = StartMigrate();
-  sleep(2);
+  Child m = StartTwoVmGang();
   pid_t frozen = scenario_->destinations()[0]->pid();
   ASSERT_GT(frozen, 0);
   kill(frozen, SIGSTOP);
@@ -187,15 +203,8 @@ TEST_F(FaultE2E, DestinationStopsReading) {
   std::string log = Log("migrate.log");
   EXPECT_NE(log.find("vm1: destination: the destination QEMU took none of the"), std::string::npos)
       << log;
-  nlohmann::json r = ReadJson(dir_ + "/report.json");
-  ASSERT_EQ(r["vms"].size(), 2u);
-  EXPECT_EQ(r["vms"][0]["status"], "failed") << r["vms"][0].dump();
-  EXPECT_EQ(r["vms"][1]["status"], "completed") << r["vms"][1].dump();
+  ASSERT_NO_FATAL_FAILURE(ExpectVm1FailedVm2Identical());
   EXPECT_EQ(*scenario_->sources()[0]->QueryStatus(), "running");
-  auto diff = testbed::CompareRamFiles(scenario_->sources()[1]->ram_path(),
-                                       scenario_->destinations()[1]->ram_path());
-  ASSERT_TRUE(diff.ok()) << diff.status().message();
-  EXPECT_EQ(diff->differing_pages, 0u);
   ExpectNoDestinationRunning();
 }
 
@@ -204,12 +213,7 @@ TEST_F(FaultE2E, DestinationStopsReading) {
 // both for 60 s are: that VM fails alone, the other completes byte for byte. Woken up,
 // the hung source finds its stream closed, fails the migration and runs on.
 TEST_F(FaultE2E, SourceHungFailsAlone) {
-  ScenarioConfig c = Config(2, 192);
-  c.max_bandwidth = 8 << 20;
-  StartScenario(c);
-  StartReceiver(key_);
-  Child m = StartMigrate();
-  sleep(2);
+  Child m = StartTwoVmGang();
   pid_t hung = scenario_->sources()[0]->pid();
   ASSERT_GT(hung, 0);
   kill(hung, SIGSTOP);
@@ -225,14 +229,7 @@ TEST_F(FaultE2E, SourceHungFailsAlone) {
             std::string::npos)
       << log;
   EXPECT_NE(log.find("the source QEMU still does not answer QMP"), std::string::npos) << log;
-  nlohmann::json r = ReadJson(dir_ + "/report.json");
-  ASSERT_EQ(r["vms"].size(), 2u);
-  EXPECT_EQ(r["vms"][0]["status"], "failed") << r["vms"][0].dump();
-  EXPECT_EQ(r["vms"][1]["status"], "completed") << r["vms"][1].dump();
-  auto diff = testbed::CompareRamFiles(scenario_->sources()[1]->ram_path(),
-                                       scenario_->destinations()[1]->ram_path());
-  ASSERT_TRUE(diff.ok()) << diff.status().message();
-  EXPECT_EQ(diff->differing_pages, 0u);
+  ASSERT_NO_FATAL_FAILURE(ExpectVm1FailedVm2Identical());
   std::string state;
   for (int i = 0; i < 200 && state != "running"; ++i) {
     auto st = scenario_->sources()[0]->QueryStatus();
