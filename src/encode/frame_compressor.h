@@ -15,7 +15,7 @@ namespace gangmig::encode {
 struct CompressionOptions {
   enum class Mode {
     kOff,     // never compress
-    kAuto,    // compress unless the link outruns the compressor, or the data does not compress
+    kAuto,    // compress unless the link outruns the compressor
     kAlways,  // compress every body (sent raw only when compression does not shrink it)
   };
   Mode mode = Mode::kAuto;
@@ -29,9 +29,9 @@ struct CompressionStats {
   uint64_t bodies = 0;        // bodies seen
   uint64_t compressed = 0;    // sent as ZFRAMES
   uint64_t raw_in = 0;        // bytes of the bodies sent as ZFRAMES
+  uint64_t raw_tried = 0;     // bytes of all bodies tried (what cpu_seconds was spent on)
   uint64_t zframes_out = 0;   // bytes of those ZFRAMES frames
   uint64_t skipped_idle = 0;  // kAuto: the link was idle and faster than zstd
-  uint64_t skipped_poor = 0;  // kAuto: recent bodies did not compress
   uint64_t not_smaller = 0;   // compressed, but sent raw: it did not shrink
   double cpu_seconds = 0;     // thread CPU time spent compressing
 };
@@ -56,23 +56,19 @@ class FrameCompressor : public wire::BodyTransform {
   // Counts a body and says whether to try compressing it (the policy above).
   bool ShouldTry(size_t body_size);
   // Compresses `body` into *out as one ZFRAMES frame and returns true, or returns false
-  // (out cleared) when that would not save at least 2%. Sets *ratio to compressed/raw.
-  static bool Compress(ZstdCompressor* zstd, int level, ByteView body, Bytes* out, double* ratio);
+  // (out cleared) when that would not save at least 2%.
+  static bool Compress(ZstdCompressor* zstd, int level, ByteView body, Bytes* out);
   // Books a tried body: what Compress() said, and the thread CPU time it took.
-  void Record(size_t raw, bool compressed, size_t out_size, double ratio, double cpu_seconds);
+  void Record(size_t raw, bool compressed, size_t out_size, double cpu_seconds);
   int level() const { return options_.level; }
 
  private:
-  void Observe(double ratio);
-
   CompressionOptions options_;
   ZstdCompressor zstd_;
   CompressionStats stats_;
   size_t backlog_ = 0;
   double link_rate_ = 0;
   int parallelism_ = 1;
-  double recent_ratio_ = 0.5;  // moving average of compressed/raw over tried bodies
-  uint32_t since_try_ = 0;     // bodies skipped as poor since the last try
 };
 
 }  // namespace gangmig::encode

@@ -22,14 +22,13 @@ struct SealPipeline::Body : OrderedWork::Task {
   int level = 1;
   bool tried = false;
   bool compressed = false;
-  double ratio = 1;
   double cpu_seconds = 0;
 
   void Run() override {
     thread_local encode::ZstdCompressor zstd;
     double t0 = ThreadCpuSeconds();
     ByteView body(record.data() + wire::kRecordHeaderSize, record.size() - wire::kRecordHeaderSize);
-    compressed = encode::FrameCompressor::Compress(&zstd, level, body, &zframes, &ratio);
+    compressed = encode::FrameCompressor::Compress(&zstd, level, body, &zframes);
     cpu_seconds = ThreadCpuSeconds() - t0;
   }
 };
@@ -75,7 +74,7 @@ void SealPipeline::Collect(bool wait) {
     size_t n = b->record.size() - wire::kRecordHeaderSize;
     pending_bytes_ -= n;
     if (b->tried)
-      compressor_->Record(n, b->compressed, b->zframes.size(), b->ratio, b->cpu_seconds);
+      compressor_->Record(n, b->compressed, b->zframes.size(), b->cpu_seconds);
     if (b->compressed) {
       Bytes sealed = out_->TakeSpare();
       sealer_->Seal(b->zframes, &sealed);
