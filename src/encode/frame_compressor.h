@@ -15,7 +15,7 @@ namespace gangmig::encode {
 struct CompressionOptions {
   enum class Mode {
     kOff,     // never compress
-    kAuto,    // compress unless the link outruns the compressor
+    kAuto,    // compress unless the link outruns the compressor or the body looks random
     kAlways,  // compress every body (sent raw only when compression does not shrink it)
   };
   Mode mode = Mode::kAuto;
@@ -29,11 +29,19 @@ struct CompressionStats {
   uint64_t bodies = 0;        // bodies seen
   uint64_t compressed = 0;    // sent as ZFRAMES
   uint64_t raw_in = 0;        // bytes of the bodies sent as ZFRAMES
-  uint64_t raw_tried = 0;     // bytes of all bodies tried (what cpu_seconds was spent on)
+  uint64_t raw_tried = 0;     // bytes of the bodies given to zstd
   uint64_t zframes_out = 0;   // bytes of those ZFRAMES frames
   uint64_t skipped_idle = 0;  // kAuto: the link was idle and faster than zstd
+  uint64_t skipped_random = 0;  // kAuto: a sample of the body looked random
   uint64_t not_smaller = 0;   // compressed, but sent raw: it did not shrink
-  double cpu_seconds = 0;     // thread CPU time spent compressing
+  double cpu_seconds = 0;     // thread CPU time spent sampling and compressing
+};
+
+// What Compress() did with a body.
+enum class CompressOutcome {
+  kCompressed,   // *out holds the ZFRAMES frame
+  kNotSmaller,   // zstd ran but saved less than 2%: send the body raw
+  kLooksRandom,  // skipped: a sample of the body looked random (zstd never ran)
 };
 
 // The policy and its bookkeeping run on one thread (the sender's); the compression
@@ -55,12 +63,18 @@ class FrameCompressor : public wire::BodyTransform {
 
   // Counts a body and says whether to try compressing it (the policy above).
   bool ShouldTry(size_t body_size);
-  // Compresses `body` into *out as one ZFRAMES frame and returns true, or returns false
-  // (out cleared) when that would not save at least 2%.
-  static bool Compress(ZstdCompressor* zstd, int level, ByteView body, Bytes* out);
-  // Books a tried body: what Compress() said, and the thread CPU time it took.
-  void Record(size_t raw, bool compressed, size_t out_size, double cpu_seconds);
+  // Compresses `body` into *out as one ZFRAMES frame, unless `skip_random` and
+  // LooksRandom(body), or compressing would not save at least 2% (out cleared then).
+  static CompressOutcome Compress(ZstdCompressor* zstd, int level, bool skip_random,
+                                  ByteView body, Bytes* out);
+  // True when every 16th byte of `body` (at least 1024 of them) has an order-0 entropy
+  // so close to 8 bits that zstd could not save 2%: random or already compressed data.
+  static bool LooksRandom(ByteView body);
+  // Books a tried body: what Compress() did, and the thread CPU time it took.
+  void Record(size_t raw, CompressOutcome outcome, size_t out_size, double cpu_seconds);
   int level() const { return options_.level; }
+  // Whether Compress() should skip bodies that look random (kAuto).
+  bool skip_random() const { return options_.mode == CompressionOptions::Mode::kAuto; }
 
  private:
   CompressionOptions options_;

@@ -21,14 +21,17 @@ struct SealPipeline::Body : OrderedWork::Task {
   Bytes zframes;
   int level = 1;
   bool tried = false;
+  bool skip_random = false;
   bool compressed = false;
+  encode::CompressOutcome outcome = encode::CompressOutcome::kNotSmaller;
   double cpu_seconds = 0;
 
   void Run() override {
     thread_local encode::ZstdCompressor zstd;
     double t0 = ThreadCpuSeconds();
     ByteView body(record.data() + wire::kRecordHeaderSize, record.size() - wire::kRecordHeaderSize);
-    compressed = encode::FrameCompressor::Compress(&zstd, level, body, &zframes);
+    outcome = encode::FrameCompressor::Compress(&zstd, level, skip_random, body, &zframes);
+    compressed = outcome == encode::CompressOutcome::kCompressed;
     cpu_seconds = ThreadCpuSeconds() - t0;
   }
 };
@@ -54,7 +57,10 @@ void SealPipeline::TakeBody(Bytes record) {
   }
   bool tried = compressor_ != nullptr && compressor_->ShouldTry(n);
   body->tried = tried;
-  if (compressor_) body->level = compressor_->level();
+  if (compressor_) {
+    body->level = compressor_->level();
+    body->skip_random = compressor_->skip_random();
+  }
   pending_bytes_ += n;
   work_.Submit(std::move(body), tried);
 }
@@ -74,7 +80,7 @@ void SealPipeline::Collect(bool wait) {
     size_t n = b->record.size() - wire::kRecordHeaderSize;
     pending_bytes_ -= n;
     if (b->tried)
-      compressor_->Record(n, b->compressed, b->zframes.size(), b->cpu_seconds);
+      compressor_->Record(n, b->outcome, b->zframes.size(), b->cpu_seconds);
     if (b->compressed) {
       Bytes sealed = out_->TakeSpare();
       sealer_->Seal(b->zframes, &sealed);

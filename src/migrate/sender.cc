@@ -981,6 +981,7 @@ void Sender::ReportEncoding() {
       {"zstd_cpu_seconds", z.cpu_seconds},
       {"zstd_skipped_link_idle", z.skipped_idle},
       {"link_rate_max_bytes_per_s", link_rate_},
+      {"zstd_skipped_random", z.skipped_random},
       {"zstd_not_smaller", z.not_smaller},
       {"delta_pages", delta_pages},
       {"delta_bytes", delta_bytes},
