@@ -1,22 +1,22 @@
 // When compression pays. A body is compressed in one zstd call (level 1 by default:
 // ~1.2 GB/s of guest pages per core on the test machine, about ten times a 1 Gbit/s
-// link) and replaced by a ZFRAMES frame when that saves at least 2%. In auto mode one rule keeps
-// compression from ever making a run slower than sending raw: the compressor must not
-// become the bottleneck. When the link is idle (less than
+// link) and replaced by a ZFRAMES frame when that saves at least 2%. In auto mode a body
+// goes raw without running zstd in two cases:
+//   - the compressor would become the bottleneck: the link is idle (less than
 //     busy_backlog bytes wait) and has been seen to take data faster than zstd
-//     compresses on this thread (raw bytes per CPU second, measured as it runs), a body
-//     goes raw. A busy link, or one slower than the compressor, gets compressed bodies:
-//     every byte saved is link time saved, and on hosts where gangmig's own CPU is the
-//     limit fewer bytes also mean less MAC, copying and socket work at both ends
-//     (measured on the 2-core test machine: less total CPU with every body compressed).
-// Bodies of random or already compressed memory are recognised one by one, from a sample:
-// every 16th byte of the body (16384 bytes of a 256 KiB body) gives an order-0 entropy
-// estimate (Miller-Madow corrected); above 7.98 bits per byte zstd cannot save 2% and
-// the body goes raw without running zstd (~10 us per 256 KiB body against ~1 ms for zstd
-// on random data in real runs). Offline, on two guests' distinct pages in 256 KiB pieces,
-// it skipped all 755 incompressible bodies and no compressible one. An earlier rule
-// (stop trying after poor bodies, probe every 16) sent the compressible bodies that
-// follow random ones raw: ~4.5% more bytes (249.7 MB against 238.9 MB).
+//     compresses on this thread (raw bytes per CPU second, measured as it runs). A busy
+//     link, or one slower than the compressor, gets compressed bodies: every byte saved
+//     is link time saved, and on hosts where gangmig's own CPU is the limit fewer bytes
+//     also mean less MAC, copying and socket work at both ends (measured on the 2-core
+//     test machine: less total CPU with every body compressed);
+//   - the body looks random (random or already compressed memory), judged from a sample
+//     of the body itself: every 16th byte (16384 bytes of a 256 KiB body) gives an
+//     order-0 entropy estimate (Miller-Madow corrected), and above 7.98 bits per byte
+//     zstd cannot save 2% (~10 us per 256 KiB body, against ~1 ms for zstd on random
+//     data in real runs). Offline, on two guests' distinct pages in 256 KiB pieces, it
+//     skipped all 755 incompressible pieces and no compressible one. An earlier rule
+//     (stop trying after poor bodies, probe every 16) sent the compressible bodies that
+//     follow random ones raw: ~4.5% more bytes (249.7 MB against 238.9 MB).
 // The thread CPU time spent is counted, so reports can show what the saving cost.
 #include "encode/frame_compressor.h"
 
