@@ -22,8 +22,7 @@ struct SealPipeline::Body : OrderedWork::Task {
   int level = 1;
   bool tried = false;
   bool skip_random = false;
-  bool compressed = false;
-  encode::CompressOutcome outcome = encode::CompressOutcome::kNotSmaller;
+  encode::CompressOutcome outcome = encode::CompressOutcome::kNotSmaller;  // when not tried
   double cpu_seconds = 0;
 
   void Run() override {
@@ -31,7 +30,6 @@ struct SealPipeline::Body : OrderedWork::Task {
     double t0 = ThreadCpuSeconds();
     ByteView body(record.data() + wire::kRecordHeaderSize, record.size() - wire::kRecordHeaderSize);
     outcome = encode::FrameCompressor::Compress(&zstd, level, skip_random, body, &zframes);
-    compressed = outcome == encode::CompressOutcome::kCompressed;
     cpu_seconds = ThreadCpuSeconds() - t0;
   }
 };
@@ -81,7 +79,7 @@ void SealPipeline::Collect(bool wait) {
     pending_bytes_ -= n;
     if (b->tried)
       compressor_->Record(n, b->outcome, b->zframes.size(), b->cpu_seconds);
-    if (b->compressed) {
+    if (b->outcome == encode::CompressOutcome::kCompressed) {
       Bytes sealed = out_->TakeSpare();
       sealer_->Seal(b->zframes, &sealed);
       out_->AppendOwned(std::move(sealed));
